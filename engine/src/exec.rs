@@ -189,20 +189,32 @@ fn encoder(name: &str, cfg: &EncoderConfig) -> Result<gst::Element> {
     Ok(e)
 }
 
-fn muxer(format: Format, name: &str, segment: Duration) -> Result<gst::Element> {
+/// The elements that turn one encoded stream into segments, ending in (or
+/// wrapping) the collector sink `out`, and how to tell them to cut.
+///
+/// CMAF: `cmafmux` in manual-split mode, told by an event. TS: `splitmuxsink`
+/// around `mpegtsmux`, told by `split-at-running-time`; it restarts the muxer
+/// for every segment (fresh PAT/PMT, correct with B-frames) and sends `out`
+/// an EOS at the end of each one.
+fn segment_muxer(format: Format, id: &str, out: &gst::Element, segment: Duration) -> Result<(Vec<gst::Element>, Split)> {
     match format {
         Format::Cmaf => {
-            let m = make("cmafmux", Some(name))?;
-            // We decide the boundaries and say so with FMP4MuxSplitNow events;
-            // the fragment duration then only feeds latency reporting.
+            let m = make("cmafmux", Some(&format!("mux_{id}")))?;
             m.set_property("manual-split", true);
+            // Only used for latency reporting in manual-split mode.
             m.set_property("fragment-duration", gst::ClockTime::from_nseconds(segment.as_nanos() as u64));
-            Ok(m)
+            Ok((vec![m, out.clone()], Split::Event))
         }
         Format::Ts => {
-            let m = make("mpegtsmux", Some(name))?;
-            m.set_property("alignment", 7i32);
-            Ok(m)
+            let ts = make("mpegtsmux", Some(&format!("tsmux_{id}")))?;
+            ts.set_property("alignment", 7i32);
+            let split = make("splitmuxsink", Some(&format!("mux_{id}")))?;
+            split.set_property("muxer", &ts);
+            split.set_property("sink", out);
+            split.set_property("async-finalize", false);
+            split.set_property("send-keyframe-requests", false);
+            let weak = split.downgrade();
+            Ok((vec![split], Split::Splitmux(weak)))
         }
     }
 }
@@ -252,14 +264,16 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
                 filter.set_property("caps", caps.build());
                 let enc = encoder(&format!("enc_{}", r.id), &r.encoder)?;
                 let parse = make("h264parse", Some(&format!("parse_{}", r.id)))?;
-                let mux = muxer(plan.format, &format!("mux_{}", r.id), plan.segment_duration)?;
                 let out = collector_sink(&format!("out_{}", r.id))?;
-                branch.extend([filter.clone(), enc, parse.clone(), mux.clone(), out.clone()]);
+                let (muxing, split) = segment_muxer(plan.format, &r.id, &out, plan.segment_duration)?;
+                branch.extend([filter.clone(), enc, parse.clone()]);
+                branch.extend(muxing);
                 pipeline.add_many(&branch)?;
                 gst::Element::link_many(&branch)?;
                 tee.link(&branch[0])?;
                 force_keyframes(&filter, plan.segment_duration);
-                mark_splits(&parse, plan.format, plan.segment_duration, MediaKind::Video, shared, slot);
+                mark_splits(&parse, split, plan.segment_duration, MediaKind::Video);
+                track_position(&parse, shared, slot);
                 collect(&out, plan.format, &r.id, MediaKind::Video, sink, shared);
                 slot += 1;
             }
@@ -285,12 +299,14 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
             );
             let enc = encoder(&format!("enc_{}", a.id), &a.encoder)?;
             let parse = make("aacparse", Some(&format!("parse_{}", a.id)))?;
-            let mux = muxer(plan.format, &format!("mux_{}", a.id), plan.segment_duration)?;
             let out = collector_sink(&format!("out_{}", a.id))?;
-            let chain = [q.clone(), conv, resample, filter, enc, parse.clone(), mux, out.clone()];
+            let (muxing, split) = segment_muxer(plan.format, &a.id, &out, plan.segment_duration)?;
+            let mut chain = vec![q.clone(), conv, resample, filter, enc, parse.clone()];
+            chain.extend(muxing);
+            mark_splits(&parse, split, plan.segment_duration, MediaKind::Audio);
+            track_position(&parse, shared, slot);
             pipeline.add_many(&chain)?;
             gst::Element::link_many(&chain)?;
-            mark_splits(&parse, plan.format, plan.segment_duration, MediaKind::Audio, shared, slot);
             collect(&out, plan.format, &a.id, MediaKind::Audio, sink, shared);
             Some(q)
         }
@@ -463,21 +479,46 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration) {
     });
 }
 
-/// Tell the muxer where segments start: right before the first keyframe
-/// (video) or buffer (audio) at or after each boundary. Force-key-unit
-/// events from the encoder are dropped here so the muxer sees only ours.
-fn mark_splits(
-    before_muxer: &gst::Element,
-    format: Format,
-    every: Duration,
-    media: MediaKind,
-    shared: &Arc<Shared>,
-    slot: usize,
-) {
-    let Some(pad) = before_muxer.static_pad("src") else {
+/// Keep `shared.positions[slot]` at the end of the last buffer that left
+/// `element`, in running time: the progress of one rendition.
+fn track_position(element: &gst::Element, shared: &Arc<Shared>, slot: usize) {
+    let Some(pad) = element.static_pad("src") else {
         return;
     };
     let shared = Arc::downgrade(shared);
+    let clock = Mutex::new(Clock::new(Duration::from_secs(1)));
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let mut clock = clock.lock().unwrap();
+        match &info.data {
+            Some(gst::PadProbeData::Event(ev)) => clock.observe_event(ev),
+            Some(gst::PadProbeData::Buffer(buf)) => {
+                if let (Some(rt), Some(s)) = (clock.running_time(buf), shared.upgrade()) {
+                    let end = rt + buf.duration().map_or(0, |d| d.nseconds());
+                    s.positions[slot].fetch_max(end, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Tell the muxer where segments start: right before the first keyframe
+/// (video) or buffer (audio) at or after each boundary. For TS the
+/// encoder's own force-key-unit event may arrive too, right before ours; the
+/// collector ignores a split that would make an empty segment.
+/// How a new segment is started.
+enum Split {
+    /// An `FMP4MuxSplitNow` event pushed right before the segment's first buffer.
+    Event,
+    /// A `split-at-running-time` request to a splitmuxsink.
+    Splitmux(gst::glib::WeakRef<gst::Element>),
+}
+
+fn mark_splits(before_muxer: &gst::Element, split: Split, every: Duration, media: MediaKind) {
+    let Some(pad) = before_muxer.static_pad("src") else {
+        return;
+    };
     // (clock, started): the first buffer never starts a new segment.
     let state = Mutex::new((Clock::new(every), false));
     pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
@@ -486,9 +527,6 @@ fn mark_splits(
             let (clock, started) = &mut *guard;
             match &info.data {
                 Some(gst::PadProbeData::Event(ev)) => {
-                    if gst_video::ForceKeyUnitEvent::is(ev) && !is_ours(ev) {
-                        return gst::PadProbeReturn::Drop;
-                    }
                     clock.observe_event(ev);
                     None
                 }
@@ -496,10 +534,6 @@ fn mark_splits(
                     let Some(rt) = clock.running_time(buf) else {
                         return gst::PadProbeReturn::Ok;
                     };
-                    if let Some(s) = shared.upgrade() {
-                        let end = rt + buf.duration().map_or(0, |d| d.nseconds());
-                        s.positions[slot].fetch_max(end, Ordering::Relaxed);
-                    }
                     let splittable =
                         media == MediaKind::Audio || !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
                     if !*started {
@@ -507,7 +541,18 @@ fn mark_splits(
                         clock.crosses(rt);
                         None
                     } else if splittable && clock.crosses(rt) {
-                        Some(split_event(format, rt))
+                        match &split {
+                            Split::Event => Some(gst::event::CustomDownstream::new(gst::Structure::new_empty(
+                                "FMP4MuxSplitNow",
+                            ))),
+                            Split::Splitmux(weak) => {
+                                if let Some(sm) = weak.upgrade() {
+                                    let at = gst::ClockTime::from_nseconds(rt);
+                                    sm.emit_by_name::<()>("split-at-running-time", &[&at]);
+                                }
+                                None
+                            }
+                        }
                     } else {
                         None
                     }
@@ -520,27 +565,6 @@ fn mark_splits(
         }
         gst::PadProbeReturn::Ok
     });
-}
-
-/// Field that marks the split events we make, so the probe that makes them
-/// does not drop them on their way out.
-const SPLIT_MARK: &str = "strata-split";
-
-fn is_ours(ev: &gst::EventRef) -> bool {
-    ev.structure().is_some_and(|s| s.has_field(SPLIT_MARK))
-}
-
-fn split_event(format: Format, rt: u64) -> gst::Event {
-    match format {
-        Format::Cmaf => gst::event::CustomDownstream::new(
-            gst::Structure::builder("FMP4MuxSplitNow").field(SPLIT_MARK, true).build(),
-        ),
-        Format::Ts => gst_video::DownstreamForceKeyUnitEvent::builder()
-            .running_time(gst::ClockTime::from_nseconds(rt))
-            .all_headers(true)
-            .other_field(SPLIT_MARK, true)
-            .build(),
-    }
 }
 
 /// Cut one muxer's output into init and media segments and hand them on.
@@ -607,7 +631,6 @@ impl Collector {
             }
             gst::PadProbeData::Event(ev) => match ev.view() {
                 gst::EventView::Eos(_) => self.flush_media(),
-                _ if self.format == Format::Ts && gst_video::ForceKeyUnitEvent::is(ev) => self.flush_media(),
                 _ => Ok(()),
             },
             _ => Ok(()),

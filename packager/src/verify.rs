@@ -1,0 +1,106 @@
+//! `verify`: the publish gate. Nothing names a rendition in `master.m3u8`
+//! until this passes against what is really in the store:
+//!
+//! - every init segment, media segment and media playlist exists there, at
+//!   the size we wrote;
+//! - every video segment starts on a keyframe;
+//! - all video renditions have the same segment boundaries;
+//! - each rendition's durations add up to the input's duration;
+//! - audio and video start together.
+
+use crate::error::{PackagerError, Result};
+use crate::package::RenditionState;
+use crate::store::Store;
+
+/// Boundaries of two renditions may differ by this much (rounding only).
+const BOUNDARY_TOLERANCE: f64 = 0.001;
+/// Audio may start this far from video and still count as in sync.
+const SYNC_TOLERANCE: f64 = 0.050;
+/// Slack on top of one frame when comparing total durations: AAC frames
+/// are 1024 samples, so audio ends up to one frame after the video does.
+const DURATION_SLACK: f64 = 0.025;
+
+pub(crate) fn verify(store: &dyn Store, renditions: &[RenditionState], expected: f64) -> Result<()> {
+    let mut problems = Vec::new();
+    let check_object = |problems: &mut Vec<String>, key: &str, size: u64| match store.size(key) {
+        Ok(Some(s)) if s == size => {}
+        Ok(Some(s)) => problems.push(format!("{} has {s} bytes, {size} were written", store.locate(key))),
+        Ok(None) => problems.push(format!("{} is missing", store.locate(key))),
+        Err(e) => problems.push(e.to_string()),
+    };
+    for r in renditions {
+        if let Some((key, size, _)) = &r.init {
+            check_object(&mut problems, key, *size);
+        }
+        for s in r.segments.values() {
+            check_object(&mut problems, &s.key, s.size);
+        }
+        match &r.playlist {
+            Some((key, size)) => check_object(&mut problems, key, *size),
+            None => problems.push(format!("rendition {} has no media playlist", r.spec.id)),
+        }
+    }
+
+    let videos: Vec<&RenditionState> = renditions.iter().filter(|r| r.spec.is_video()).collect();
+    for r in &videos {
+        for (i, s) in &r.segments {
+            if !s.info.starts_with_keyframe {
+                problems.push(format!("{}: segment {i} does not start on a keyframe", r.spec.id));
+            }
+        }
+    }
+    if let Some(first) = videos.first() {
+        let reference: Vec<f64> = first.segments.values().map(|s| s.info.start).collect();
+        for r in &videos[1..] {
+            let starts: Vec<f64> = r.segments.values().map(|s| s.info.start).collect();
+            if starts.len() != reference.len() {
+                problems.push(format!(
+                    "{} has {} segments but {} has {}",
+                    r.spec.id,
+                    starts.len(),
+                    first.spec.id,
+                    reference.len()
+                ));
+            } else if let Some((i, (a, b))) = starts
+                .iter()
+                .zip(&reference)
+                .enumerate()
+                .find(|(_, (a, b))| (*a - *b).abs() > BOUNDARY_TOLERANCE)
+            {
+                problems.push(format!(
+                    "segment {} starts at {a:.3} s in {} but at {b:.3} s in {}",
+                    i + 1,
+                    r.spec.id,
+                    first.spec.id
+                ));
+            }
+        }
+    }
+
+    for r in renditions {
+        if let Some((i, _)) = r.segments.iter().find(|(_, s)| s.info.duration.is_none_or(|d| d <= 0.0)) {
+            problems.push(format!("{}: segment {i} has no measurable duration", r.spec.id));
+            continue;
+        }
+        let total = r.total_duration();
+        let frame = r.segments.values().find_map(|s| s.info.frame_duration).unwrap_or(0.0);
+        let tolerance = frame + DURATION_SLACK;
+        if (total - expected).abs() > tolerance {
+            problems.push(format!(
+                "{}: segments add up to {total:.3} s but the input lasts {expected:.3} s (tolerance {tolerance:.3} s)",
+                r.spec.id
+            ));
+        }
+    }
+
+    let start = |r: &RenditionState| r.segments.values().next().map(|s| s.info.start);
+    if let (Some(v), Some(a)) = (
+        videos.first().and_then(|r| start(r)),
+        renditions.iter().find(|r| !r.spec.is_video()).and_then(start),
+    ) && (v - a).abs() > SYNC_TOLERANCE
+    {
+        problems.push(format!("audio starts at {a:.3} s but video at {v:.3} s"));
+    }
+
+    if problems.is_empty() { Ok(()) } else { Err(PackagerError::Verify { problems }) }
+}
