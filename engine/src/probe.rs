@@ -82,11 +82,28 @@ pub struct Probe {
     pub path: PathBuf,
     /// Container caps name, e.g. "video/quicktime"; `None` for elementary streams.
     pub container: Option<String>,
+    #[serde(with = "seconds")]
     pub duration: Duration,
     /// The first video stream; further ones are ignored by the engine.
     pub video: Option<VideoStream>,
     /// The first audio stream; further ones are ignored by the engine.
     pub audio: Option<AudioStream>,
+}
+
+/// Durations in JSON are plain seconds.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Initialise GStreamer and register the plugins we link statically. Safe to

@@ -3,13 +3,13 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackagerError {
-    #[error("store: cannot write {key}: {source}")]
+    #[error("store: cannot write {key}")]
     Write {
         key: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("store: cannot read {key}: {source}")]
+    #[error("store: cannot read {key}")]
     Read {
         key: String,
         #[source]

@@ -24,15 +24,16 @@ pub struct InitInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentInfo {
     pub start: f64,
-    /// `None` for a TS segment until the next one (or the end) is known.
+    /// `None` until the next segment (or the end) is known: it is the time
+    /// from this segment's start to the next one's.
     pub duration: Option<f64>,
     pub samples: u32,
     pub starts_with_keyframe: bool,
     /// CODECS value, when the segment carries it (TS: from the SPS / ADTS).
     pub codec: Option<String>,
-    /// Duration of one frame, as seen between the segment's own timestamps.
+    /// Duration of the longest frame, as seen in the segment's own timing.
     pub frame_duration: Option<f64>,
-    /// End of the last frame (TS only: fMP4 segments carry their duration).
+    /// End of the last frame to be presented.
     pub end: Option<f64>,
 }
 
@@ -203,6 +204,7 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
     let mut total: u64 = 0;
     let mut first_flags = None;
     let mut min_pts: Option<i64> = None;
+    let mut max_end: i64 = i64::MIN;
     let mut max_dur: u64 = 0;
     for (kind, trun) in boxes(traf) {
         if &kind != b"trun" {
@@ -255,6 +257,7 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
             }
             let pts = (base + total) as i64 + cts;
             min_pts = Some(min_pts.map_or(pts, |m| m.min(pts)));
+            max_end = max_end.max(pts + i64::from(dur));
             total += u64::from(dur);
             max_dur = max_dur.max(u64::from(dur));
         }
@@ -267,14 +270,17 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
     // sample_is_non_sync_sample is bit 16 of the sample flags.
     let sync = first_flags.is_none_or(|f| f & 0x0001_0000 == 0);
     let start = (min_pts.unwrap_or(base as i64) - init.edit_offset) as f64 / ts;
+    // Presentation span, not the sum of sample durations: with B-frames and a
+    // variable frame rate the decode-time deltas drift from presentation time.
+    // The packager turns starts and ends into EXTINF durations.
     Ok(SegmentInfo {
         start,
-        duration: Some(total as f64 / ts),
+        duration: None,
         samples,
         starts_with_keyframe: sync,
         codec: None,
-        frame_duration: (max_dur > 0).then(|| total as f64 / f64::from(samples) / ts),
-        end: None,
+        frame_duration: (max_dur > 0).then(|| max_dur as f64 / ts),
+        end: Some((max_end - init.edit_offset) as f64 / ts),
     })
 }
 
@@ -358,7 +364,10 @@ pub fn ts_segment(what: &str, data: &[u8]) -> Result<SegmentInfo> {
     let start = *pts_list.iter().min().ok_or_else(|| e("no PTS"))?;
     let mut sorted = pts_list.clone();
     sorted.sort_unstable();
-    let frame = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).min();
+    let deltas: Vec<u64> = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
+    // The last frame lasts as long as the one before it.
+    let last_delta = deltas.last().copied();
+    let frame = deltas.iter().copied().max();
     let (keyframe, codec) = if stream_type == 0x1b {
         let nals = annexb_nal_units(&first_es);
         let idr = nals.iter().any(|n| n.first().is_some_and(|b| b & 0x1f == 5));
@@ -379,7 +388,7 @@ pub fn ts_segment(what: &str, data: &[u8]) -> Result<SegmentInfo> {
         starts_with_keyframe: keyframe,
         codec,
         frame_duration: frame.map(|f| f as f64 / 90_000.0),
-        end: sorted.last().map(|last| (last + frame.unwrap_or(0)) as f64 / 90_000.0),
+        end: sorted.last().map(|last| (last + last_delta.unwrap_or(0)) as f64 / 90_000.0),
     })
 }
 
@@ -439,7 +448,7 @@ mod tests {
         let seg = [bx(b"moof", &traf), bx(b"mdat", &[1, 2, 3])].concat();
         let info = mp4_segment("s", &seg, &init).unwrap();
         assert_eq!(info.start, 6.0);
-        assert_eq!(info.duration, Some(0.08));
+        assert_eq!(info.end, Some(6.08));
         assert_eq!(info.samples, 2);
         assert!(info.starts_with_keyframe);
         assert!(mp4_segment("s", &[0u8; 16], &init).is_err());

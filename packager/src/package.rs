@@ -214,9 +214,7 @@ impl Packager {
                     reason: "no segments were produced".into(),
                 });
             }
-            if self.format == SegmentFormat::Ts {
-                fill_ts_durations(r);
-            }
+            fill_durations(r);
             let pl = MediaPlaylist {
                 segments: r
                     .segments
@@ -248,9 +246,9 @@ impl Packager {
     }
 }
 
-/// TS segments do not carry their durations: each lasts until the next one
-/// starts, and the last until the end of its last frame.
-fn fill_ts_durations(r: &mut RenditionState) {
+/// Each segment lasts until the next one starts, and the last until the end
+/// of its last frame: EXTINF then adds up to the presentation exactly.
+fn fill_durations(r: &mut RenditionState) {
     let starts: Vec<f64> = r.segments.values().map(|s| s.info.start).collect();
     let n = starts.len();
     for (i, s) in r.segments.values_mut().enumerate() {
