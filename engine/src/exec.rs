@@ -233,14 +233,15 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
         Some(v) => {
             let q = queue("video_in", v.queue_frames.max(2))?;
             let mut chain = vec![q.clone()];
-            if v.deinterlace {
-                chain.push(make("deinterlace", Some("deinterlace"))?);
-            }
-            // Convert once, before the fan-out: every encoder takes I420.
+            // Convert once, before the fan-out: every encoder takes 8-bit
+            // I420, and so does the deinterlacer.
             chain.push(make("videoconvert", Some("convert"))?);
             let i420 = make("capsfilter", Some("i420"))?;
             i420.set_property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build());
             chain.push(i420);
+            if v.deinterlace {
+                chain.push(make("deinterlace", Some("deinterlace"))?);
+            }
             let tee = make("tee", Some("fanout"))?;
             chain.push(tee.clone());
             pipeline.add_many(&chain)?;

@@ -206,6 +206,7 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
     let mut min_pts: Option<i64> = None;
     let mut max_end: i64 = i64::MIN;
     let mut max_dur: u64 = 0;
+    let mut all_pts: Vec<i64> = Vec::new();
     for (kind, trun) in boxes(traf) {
         if &kind != b"trun" {
             continue;
@@ -258,6 +259,7 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
             let pts = (base + total) as i64 + cts;
             min_pts = Some(min_pts.map_or(pts, |m| m.min(pts)));
             max_end = max_end.max(pts + i64::from(dur));
+            all_pts.push(pts);
             total += u64::from(dur);
             max_dur = max_dur.max(u64::from(dur));
         }
@@ -279,9 +281,16 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
         samples,
         starts_with_keyframe: sync,
         codec: None,
-        frame_duration: (max_dur > 0).then(|| max_dur as f64 / ts),
+        frame_duration: Some(longest_frame(all_pts, max_dur as i64) as f64 / ts),
         end: Some((max_end - init.edit_offset) as f64 / ts),
     })
+}
+
+/// The longest time one frame is shown: the largest gap between presentation
+/// times, or the longest sample duration (a variable frame rate has both).
+fn longest_frame(mut pts: Vec<i64>, longest_sample: i64) -> i64 {
+    pts.sort_unstable();
+    pts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0).max(longest_sample)
 }
 
 /// Parse an MPEG-TS segment holding one elementary stream (H.264 or AAC).

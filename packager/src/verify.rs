@@ -83,7 +83,7 @@ pub(crate) fn verify(store: &dyn Store, renditions: &[RenditionState], expected:
             continue;
         }
         let total = r.total_duration();
-        let frame = r.segments.values().find_map(|s| s.info.frame_duration).unwrap_or(0.0);
+        let frame = r.segments.values().filter_map(|s| s.info.frame_duration).fold(0.0, f64::max);
         let tolerance = frame + DURATION_SLACK;
         if (total - expected).abs() > tolerance {
             problems.push(format!(
