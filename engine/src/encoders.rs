@@ -42,7 +42,10 @@ pub const TABLE: &[EncoderEntry] = &[
         bitrate_property: "bitrate",
         bitrate_unit: BitrateUnit::Bps,
         gop_property: Some("gop-size"),
-        fixed: &[("rate-control", "bitrate"), ("scene-change-detection", "false")],
+        fixed: &[
+            ("rate-control", "bitrate"),
+            ("scene-change-detection", "false"),
+        ],
     },
     EncoderEntry {
         element: "avenc_aac",
@@ -66,7 +69,11 @@ pub fn entry(element: &str) -> Option<&'static EncoderEntry> {
 
 /// Build the configuration for `element` at `bitrate_kbps`, with keyframes at
 /// most `gop_frames` apart where the element has such a setting.
-pub fn configure(entry: &EncoderEntry, bitrate_kbps: u32, gop_frames: Option<u32>) -> EncoderConfig {
+pub fn configure(
+    entry: &EncoderEntry,
+    bitrate_kbps: u32,
+    gop_frames: Option<u32>,
+) -> EncoderConfig {
     let bitrate = match entry.bitrate_unit {
         BitrateUnit::Kbps => u64::from(bitrate_kbps),
         BitrateUnit::Bps => u64::from(bitrate_kbps) * 1000,
@@ -98,6 +105,9 @@ mod tests {
         let o = configure(entry("openh264enc").unwrap(), 2800, Some(360));
         assert!(o.properties.contains(&("bitrate".into(), "2800000".into())));
         let a = configure(entry("avenc_aac").unwrap(), 128, None);
-        assert_eq!(a.properties, vec![("bitrate".to_string(), "128000".to_string())]);
+        assert_eq!(
+            a.properties,
+            vec![("bitrate".to_string(), "128000".to_string())]
+        );
     }
 }

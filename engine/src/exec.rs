@@ -112,7 +112,8 @@ pub fn run(
     crate::probe::init()?;
     crate::probe::check_readable(&plan.input)?;
     let started = Instant::now();
-    let renditions = plan.video.as_ref().map_or(0, |v| v.renditions.len()) + usize::from(plan.audio.is_some());
+    let renditions =
+        plan.video.as_ref().map_or(0, |v| v.renditions.len()) + usize::from(plan.audio.is_some());
     let shared = Arc::new(Shared {
         output_error: Mutex::new(None),
         frames: AtomicU64::new(0),
@@ -171,12 +172,20 @@ fn queue(name: &str, max_buffers: u32) -> Result<gst::Element> {
 
 fn set_props(element: &gst::Element, props: &[(String, String)]) -> Result<()> {
     for (name, value) in props {
-        let pspec = element.find_property(name).ok_or_else(|| EngineError::InvalidJob(format!(
-            "{} has no property {name:?}",
-            element.factory().map(|f| f.name().to_string()).unwrap_or_default()
-        )))?;
+        let pspec = element.find_property(name).ok_or_else(|| {
+            EngineError::InvalidJob(format!(
+                "{} has no property {name:?}",
+                element
+                    .factory()
+                    .map(|f| f.name().to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
         let v = gst::glib::Value::deserialize_with_pspec(value, &pspec).map_err(|e| {
-            EngineError::InvalidJob(format!("{name}={value:?} is not valid for {}: {e}", element.name()))
+            EngineError::InvalidJob(format!(
+                "{name}={value:?} is not valid for {}: {e}",
+                element.name()
+            ))
         })?;
         element.set_property_from_value(name, &v);
     }
@@ -196,13 +205,21 @@ fn encoder(name: &str, cfg: &EncoderConfig) -> Result<gst::Element> {
 /// around `mpegtsmux`, told by `split-at-running-time`; it restarts the muxer
 /// for every segment (fresh PAT/PMT, correct with B-frames) and sends `out`
 /// an EOS at the end of each one.
-fn segment_muxer(format: Format, id: &str, out: &gst::Element, segment: Duration) -> Result<(Vec<gst::Element>, Split)> {
+fn segment_muxer(
+    format: Format,
+    id: &str,
+    out: &gst::Element,
+    segment: Duration,
+) -> Result<(Vec<gst::Element>, Split)> {
     match format {
         Format::Cmaf => {
             let m = make("cmafmux", Some(&format!("mux_{id}")))?;
             m.set_property("manual-split", true);
             // Only used for latency reporting in manual-split mode.
-            m.set_property("fragment-duration", gst::ClockTime::from_nseconds(segment.as_nanos() as u64));
+            m.set_property(
+                "fragment-duration",
+                gst::ClockTime::from_nseconds(segment.as_nanos() as u64),
+            );
             Ok((vec![m, out.clone()], Split::Event))
         }
         Format::Ts => {
@@ -237,7 +254,12 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
             // I420, and so does the deinterlacer.
             chain.push(make("videoconvert", Some("convert"))?);
             let i420 = make("capsfilter", Some("i420"))?;
-            i420.set_property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build());
+            i420.set_property(
+                "caps",
+                gst::Caps::builder("video/x-raw")
+                    .field("format", "I420")
+                    .build(),
+            );
             chain.push(i420);
             if v.deinterlace {
                 chain.push(make("deinterlace", Some("deinterlace"))?);
@@ -259,14 +281,18 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
                 let mut branch = vec![q, scale];
                 if let Some(fps) = v.output_fps {
                     branch.push(make("videorate", Some(&format!("rate_{}", r.id)))?);
-                    caps = caps.field("framerate", gst::Fraction::new(fps.num as i32, fps.den as i32));
+                    caps = caps.field(
+                        "framerate",
+                        gst::Fraction::new(fps.num as i32, fps.den as i32),
+                    );
                 }
                 let filter = make("capsfilter", Some(&format!("size_{}", r.id)))?;
                 filter.set_property("caps", caps.build());
                 let enc = encoder(&format!("enc_{}", r.id), &r.encoder)?;
                 let parse = make("h264parse", Some(&format!("parse_{}", r.id)))?;
                 let out = collector_sink(&format!("out_{}", r.id))?;
-                let (muxing, split) = segment_muxer(plan.format, &r.id, &out, plan.segment_duration)?;
+                let (muxing, split) =
+                    segment_muxer(plan.format, &r.id, &out, plan.segment_duration)?;
                 branch.extend([filter.clone(), enc, parse.clone()]);
                 branch.extend(muxing);
                 pipeline.add_many(&branch)?;
@@ -334,7 +360,10 @@ fn link_decoded_pads(
             return;
         };
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let name = caps.structure(0).map(|s| s.name().to_string()).unwrap_or_default();
+        let name = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
         let target = {
             let mut e = entries_for_pads.lock().unwrap();
             if name.starts_with("video/") {
@@ -345,10 +374,16 @@ fn link_decoded_pads(
                 None
             }
         };
-        let linked = target.and_then(|t| t.static_pad("sink")).is_some_and(|sink| pad.link(&sink).is_ok());
+        let linked = target
+            .and_then(|t| t.static_pad("sink"))
+            .is_some_and(|sink| pad.link(&sink).is_ok());
         if !linked {
             // Extra streams (a second audio track, subtitles) go nowhere.
-            if let Ok(discard) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build() {
+            if let Ok(discard) = gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+            {
                 let _ = pipeline.add(&discard);
                 let _ = discard.sync_state_with_parent();
                 if let Some(sink) = discard.static_pad("sink") {
@@ -450,34 +485,39 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration) {
         return;
     };
     let clock = Mutex::new(Clock::new(every));
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
-        // The event is pushed after the lock is released: it passes through
-        // this same probe on its way out.
-        let event = {
-            let mut clock = clock.lock().unwrap();
-            match &info.data {
-                Some(gst::PadProbeData::Event(ev)) => {
-                    clock.observe_event(ev);
-                    None
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            // The event is pushed after the lock is released: it passes through
+            // this same probe on its way out.
+            let event = {
+                let mut clock = clock.lock().unwrap();
+                match &info.data {
+                    Some(gst::PadProbeData::Event(ev)) => {
+                        clock.observe_event(ev);
+                        None
+                    }
+                    Some(gst::PadProbeData::Buffer(buf)) => {
+                        clock.running_time(buf).and_then(|rt| {
+                            let index = clock.next;
+                            clock.crosses(rt).then(|| {
+                                gst_video::DownstreamForceKeyUnitEvent::builder()
+                                    .running_time(gst::ClockTime::from_nseconds(rt))
+                                    .all_headers(true)
+                                    .count(index as u32)
+                                    .build()
+                            })
+                        })
+                    }
+                    _ => None,
                 }
-                Some(gst::PadProbeData::Buffer(buf)) => clock.running_time(buf).and_then(|rt| {
-                    let index = clock.next;
-                    clock.crosses(rt).then(|| {
-                        gst_video::DownstreamForceKeyUnitEvent::builder()
-                            .running_time(gst::ClockTime::from_nseconds(rt))
-                            .all_headers(true)
-                            .count(index as u32)
-                            .build()
-                    })
-                }),
-                _ => None,
+            };
+            if let Some(ev) = event {
+                pad.push_event(ev);
             }
-        };
-        if let Some(ev) = event {
-            pad.push_event(ev);
-        }
-        gst::PadProbeReturn::Ok
-    });
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Keep `shared.positions[slot]` at the end of the last buffer that left
@@ -488,20 +528,23 @@ fn track_position(element: &gst::Element, shared: &Arc<Shared>, slot: usize) {
     };
     let shared = Arc::downgrade(shared);
     let clock = Mutex::new(Clock::new(Duration::from_secs(1)));
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        let mut clock = clock.lock().unwrap();
-        match &info.data {
-            Some(gst::PadProbeData::Event(ev)) => clock.observe_event(ev),
-            Some(gst::PadProbeData::Buffer(buf)) => {
-                if let (Some(rt), Some(s)) = (clock.running_time(buf), shared.upgrade()) {
-                    let end = rt + buf.duration().map_or(0, |d| d.nseconds());
-                    s.positions[slot].fetch_max(end, Ordering::Relaxed);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut clock = clock.lock().unwrap();
+            match &info.data {
+                Some(gst::PadProbeData::Event(ev)) => clock.observe_event(ev),
+                Some(gst::PadProbeData::Buffer(buf)) => {
+                    if let (Some(rt), Some(s)) = (clock.running_time(buf), shared.upgrade()) {
+                        let end = rt + buf.duration().map_or(0, |d| d.nseconds());
+                        s.positions[slot].fetch_max(end, Ordering::Relaxed);
+                    }
                 }
+                _ => {}
             }
-            _ => {}
-        }
-        gst::PadProbeReturn::Ok
-    });
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Tell the muxer where segments start: right before the first keyframe
@@ -522,50 +565,53 @@ fn mark_splits(before_muxer: &gst::Element, split: Split, every: Duration, media
     };
     // (clock, started): the first buffer never starts a new segment.
     let state = Mutex::new((Clock::new(every), false));
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
-        let event = {
-            let mut guard = state.lock().unwrap();
-            let (clock, started) = &mut *guard;
-            match &info.data {
-                Some(gst::PadProbeData::Event(ev)) => {
-                    clock.observe_event(ev);
-                    None
-                }
-                Some(gst::PadProbeData::Buffer(buf)) => {
-                    let Some(rt) = clock.running_time(buf) else {
-                        return gst::PadProbeReturn::Ok;
-                    };
-                    let splittable =
-                        media == MediaKind::Audio || !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                    if !*started {
-                        *started = true;
-                        clock.crosses(rt);
-                        None
-                    } else if splittable && clock.crosses(rt) {
-                        match &split {
-                            Split::Event => Some(gst::event::CustomDownstream::new(gst::Structure::new_empty(
-                                "FMP4MuxSplitNow",
-                            ))),
-                            Split::Splitmux(weak) => {
-                                if let Some(sm) = weak.upgrade() {
-                                    let at = gst::ClockTime::from_nseconds(rt);
-                                    sm.emit_by_name::<()>("split-at-running-time", &[&at]);
-                                }
-                                None
-                            }
-                        }
-                    } else {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            let event = {
+                let mut guard = state.lock().unwrap();
+                let (clock, started) = &mut *guard;
+                match &info.data {
+                    Some(gst::PadProbeData::Event(ev)) => {
+                        clock.observe_event(ev);
                         None
                     }
+                    Some(gst::PadProbeData::Buffer(buf)) => {
+                        let Some(rt) = clock.running_time(buf) else {
+                            return gst::PadProbeReturn::Ok;
+                        };
+                        let splittable = media == MediaKind::Audio
+                            || !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                        if !*started {
+                            *started = true;
+                            clock.crosses(rt);
+                            None
+                        } else if splittable && clock.crosses(rt) {
+                            match &split {
+                                Split::Event => Some(gst::event::CustomDownstream::new(
+                                    gst::Structure::new_empty("FMP4MuxSplitNow"),
+                                )),
+                                Split::Splitmux(weak) => {
+                                    if let Some(sm) = weak.upgrade() {
+                                        let at = gst::ClockTime::from_nseconds(rt);
+                                        sm.emit_by_name::<()>("split-at-running-time", &[&at]);
+                                    }
+                                    None
+                                }
+                            }
+                        } else {
+                            None
+                        }
+                    }
+                    _ => None,
                 }
-                _ => None,
+            };
+            if let Some(ev) = event {
+                pad.push_event(ev);
             }
-        };
-        if let Some(ev) = event {
-            pad.push_event(ev);
-        }
-        gst::PadProbeReturn::Ok
-    });
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Cut one muxer's output into init and media segments and hand them on.
@@ -628,7 +674,11 @@ impl Collector {
                     self.push_buffer(b)?;
                 }
                 // cmafmux pushes each finished fragment as one list.
-                if self.format == Format::Cmaf { self.flush_media() } else { Ok(()) }
+                if self.format == Format::Cmaf {
+                    self.flush_media()
+                } else {
+                    Ok(())
+                }
             }
             gst::PadProbeData::Event(ev) => match ev.view() {
                 gst::EventView::Eos(_) => self.flush_media(),
@@ -662,7 +712,9 @@ fn collect(
         failed: false,
     });
     pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST | gst::PadProbeType::EVENT_DOWNSTREAM,
+        gst::PadProbeType::BUFFER
+            | gst::PadProbeType::BUFFER_LIST
+            | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |pad, info| {
             let mut c = c.lock().unwrap();
             if c.failed {
@@ -696,7 +748,8 @@ fn drive(
     let bus = pipeline.bus().expect("a pipeline always has a bus");
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus.
-        if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        if let Some(msg) =
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
             && let gst::MessageView::Error(err) = msg.view()
         {
             return Err(classify(plan, &msg, err, shared));
@@ -741,32 +794,49 @@ fn report(plan: &Plan, shared: &Shared, started: Instant, on_progress: &mut dyn 
         position: shared.position().min(plan.duration),
         duration: plan.duration,
         frames,
-        fps: if secs > 0.0 { frames as f64 / secs } else { 0.0 },
+        fps: if secs > 0.0 {
+            frames as f64 / secs
+        } else {
+            0.0
+        },
     });
 }
 
 /// Decide whose fault an error message is: the input's (exit 3), the
 /// output's (exit 4) or ours (exit 5).
-fn classify(plan: &Plan, msg: &gst::Message, err: &gst::message::Error, shared: &Shared) -> EngineError {
+fn classify(
+    plan: &Plan,
+    msg: &gst::Message,
+    err: &gst::message::Error,
+    shared: &Shared,
+) -> EngineError {
     if let Some(reason) = shared.output_error.lock().unwrap().clone() {
         return EngineError::Output(reason);
     }
-    let element = msg.src().map(|s| s.path_string().to_string()).unwrap_or_else(|| "unknown".into());
+    let element = msg
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_else(|| "unknown".into());
     let from_input = element.contains("/source") || element.contains("/decode");
     let path = plan.input.clone();
     let e = err.error();
-    let reason = format!("{} ({})", e.message(), element.rsplit('/').next().unwrap_or(&element));
+    let reason = format!(
+        "{} ({})",
+        e.message(),
+        element.rsplit('/').next().unwrap_or(&element)
+    );
     if from_input {
-        if let Some(kind) = e.kind::<gst::ResourceError>() {
-            if matches!(kind, gst::ResourceError::NotFound | gst::ResourceError::OpenRead | gst::ResourceError::Read) {
-                return EngineError::InputUnreadable { path, reason };
-            }
+        if let Some(
+            gst::ResourceError::NotFound | gst::ResourceError::OpenRead | gst::ResourceError::Read,
+        ) = e.kind::<gst::ResourceError>()
+        {
+            return EngineError::InputUnreadable { path, reason };
         }
         if let Some(kind) = e.kind::<gst::StreamError>() {
             return match kind {
-                gst::StreamError::TypeNotFound | gst::StreamError::WrongType | gst::StreamError::CodecNotFound => {
-                    EngineError::Unsupported { path, reason }
-                }
+                gst::StreamError::TypeNotFound
+                | gst::StreamError::WrongType
+                | gst::StreamError::CodecNotFound => EngineError::Unsupported { path, reason },
                 _ => EngineError::Corrupt { path, reason },
             };
         }

@@ -160,7 +160,10 @@ impl Ladder {
                 return bad(format!("rung name {:?} appears twice", r.name));
             }
             if !(16..=4320).contains(&r.height) {
-                return bad(format!("rung {:?}: height {} is outside 16..=4320", r.name, r.height));
+                return bad(format!(
+                    "rung {:?}: height {} is outside 16..=4320",
+                    r.name, r.height
+                ));
             }
             if !(50..=100_000).contains(&r.bitrate_kbps) {
                 return bad(format!(
@@ -174,10 +177,16 @@ impl Ladder {
         }
         let a = &self.audio;
         if !(16..=512).contains(&a.bitrate_kbps) {
-            return bad(format!("audio bitrate_kbps {} is outside 16..=512", a.bitrate_kbps));
+            return bad(format!(
+                "audio bitrate_kbps {} is outside 16..=512",
+                a.bitrate_kbps
+            ));
         }
         if ![8000, 16000, 22050, 24000, 32000, 44100, 48000].contains(&a.sample_rate) {
-            return bad(format!("audio sample_rate {} is not an AAC rate", a.sample_rate));
+            return bad(format!(
+                "audio sample_rate {} is not an AAC rate",
+                a.sample_rate
+            ));
         }
         if !(1..=2).contains(&a.channels) {
             return bad(format!("audio channels {} must be 1 or 2", a.channels));
@@ -198,7 +207,7 @@ impl Ladder {
         };
 
         let mut rungs: Vec<&RungSpec> = self.rungs.iter().collect();
-        rungs.sort_by(|a, b| b.height.cmp(&a.height));
+        rungs.sort_by_key(|r| std::cmp::Reverse(r.height));
         // A half-pixel of slack: 1079.9 display lines still count as 1080p.
         let chosen: Vec<Rung> = rungs
             .iter()
@@ -222,8 +231,10 @@ impl Ladder {
         let (width, height) = fit(short);
         let (lw, lh) = fit(f64::from(lowest.height));
         let scale = (f64::from(width) * f64::from(height)) / (f64::from(lw) * f64::from(lh));
-        let bitrate_kbps = ((f64::from(lowest.bitrate_kbps) * scale).round() as u32)
-            .clamp(MIN_FALLBACK_KBPS.min(lowest.bitrate_kbps), lowest.bitrate_kbps);
+        let bitrate_kbps = ((f64::from(lowest.bitrate_kbps) * scale).round() as u32).clamp(
+            MIN_FALLBACK_KBPS.min(lowest.bitrate_kbps),
+            lowest.bitrate_kbps,
+        );
         vec![Rung {
             name: format!("{}p", height.min(width)),
             width,
@@ -264,7 +275,10 @@ mod tests {
     }
 
     fn sizes(rungs: &[Rung]) -> Vec<(String, u32, u32)> {
-        rungs.iter().map(|r| (r.name.clone(), r.width, r.height)).collect()
+        rungs
+            .iter()
+            .map(|r| (r.name.clone(), r.width, r.height))
+            .collect()
     }
 
     #[test]
@@ -306,7 +320,10 @@ mod tests {
     fn anamorphic_comes_out_square() {
         // PAL 4:3: 720x576 with 16:15 pixels displays as 768x576.
         let r = Ladder::default_ladder().select(&src(720, 576, (16, 15), Some((25, 1))));
-        assert_eq!(sizes(&r), vec![("480p".into(), 640, 480), ("360p".into(), 480, 360)]);
+        assert_eq!(
+            sizes(&r),
+            vec![("480p".into(), 640, 480), ("360p".into(), 480, 360)]
+        );
     }
 
     #[test]
@@ -327,7 +344,10 @@ mod tests {
     #[test]
     fn fps_cap() {
         let l = Ladder::default_ladder();
-        assert_eq!(l.output_fps(&src(1920, 1080, (1, 1), Some((120, 1)))), Some(Ratio::new(60, 1)));
+        assert_eq!(
+            l.output_fps(&src(1920, 1080, (1, 1), Some((120, 1)))),
+            Some(Ratio::new(60, 1))
+        );
         assert_eq!(l.output_fps(&src(1920, 1080, (1, 1), Some((60, 1)))), None);
         assert_eq!(l.output_fps(&src(1920, 1080, (1, 1), None)), None);
     }
@@ -348,15 +368,23 @@ mod tests {
 
     #[test]
     fn toml_errors_name_the_file_and_field() {
-        let e = Ladder::from_toml("bad.toml", "[[rung]]\nname = \"x\"\nheight = 5\nbitrate_kbps = 100\n")
-            .unwrap_err()
-            .to_string();
+        let e = Ladder::from_toml(
+            "bad.toml",
+            "[[rung]]\nname = \"x\"\nheight = 5\nbitrate_kbps = 100\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("bad.toml") && e.contains("height 5"), "{e}");
-        let e = Ladder::from_toml("bad.toml", "rung = []\n").unwrap_err().to_string();
-        assert!(e.contains("no [[rung]]"), "{e}");
-        let e = Ladder::from_toml("bad.toml", "bogus = 1\n[[rung]]\nname=\"a\"\nheight=360\nbitrate_kbps=500\n")
+        let e = Ladder::from_toml("bad.toml", "rung = []\n")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("no [[rung]]"), "{e}");
+        let e = Ladder::from_toml(
+            "bad.toml",
+            "bogus = 1\n[[rung]]\nname=\"a\"\nheight=360\nbitrate_kbps=500\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("bogus"), "{e}");
     }
 }

@@ -132,12 +132,12 @@ pub fn plan(probe: &Probe, job: &JobSpec, caps: &Capabilities) -> Result<Plan> {
         .video
         .as_ref()
         .map(|v| -> Result<VideoPlan> {
-            let enc = caps
-                .best(ElementKind::VideoEncoder, "h264")
-                .ok_or(EngineError::MissingElement {
+            let enc = caps.best(ElementKind::VideoEncoder, "h264").ok_or(
+                EngineError::MissingElement {
                     element: "x264enc".into(),
                     purpose: "H.264 encoding",
-                })?;
+                },
+            )?;
             let entry = encoders::entry(&enc.element).ok_or(EngineError::MissingElement {
                 element: enc.element.clone(),
                 purpose: "H.264 encoding",
@@ -175,12 +175,12 @@ pub fn plan(probe: &Probe, job: &JobSpec, caps: &Capabilities) -> Result<Plan> {
         .audio
         .as_ref()
         .map(|_| -> Result<AudioPlan> {
-            let enc = caps
-                .best(ElementKind::AudioEncoder, "aac")
-                .ok_or(EngineError::MissingElement {
-                    element: "avenc_aac".into(),
-                    purpose: "AAC encoding",
-                })?;
+            let enc =
+                caps.best(ElementKind::AudioEncoder, "aac")
+                    .ok_or(EngineError::MissingElement {
+                        element: "avenc_aac".into(),
+                        purpose: "AAC encoding",
+                    })?;
             let entry = encoders::entry(&enc.element).ok_or(EngineError::MissingElement {
                 element: enc.element.clone(),
                 purpose: "AAC encoding",
@@ -211,7 +211,10 @@ mod tests {
     use super::*;
     use crate::probe::{AudioStream, VideoStream};
 
-    fn probe(video: Option<(u32, u32, Option<(u32, u32)>)>, audio: bool) -> Probe {
+    /// Width, height and frame rate (None: variable).
+    type Shape = (u32, u32, Option<(u32, u32)>);
+
+    fn probe(video: Option<Shape>, audio: bool) -> Probe {
         Probe {
             path: "in.mp4".into(),
             container: Some("video/quicktime".into()),
@@ -242,54 +245,101 @@ mod tests {
 
     #[test]
     fn full_job() {
-        let p = plan(&probe(Some((1920, 1080, Some((30, 1)))), true), &JobSpec::default(), &cpu()).unwrap();
+        let p = plan(
+            &probe(Some((1920, 1080, Some((30, 1)))), true),
+            &JobSpec::default(),
+            &cpu(),
+        )
+        .unwrap();
+        assert_eq!(p.boundary(3), Duration::from_secs(18));
         let v = p.video.unwrap();
         assert_eq!(v.renditions.len(), 4);
         assert_eq!(v.renditions[0].encoder.element, "x264enc");
         // 6 s at 30 fps, doubled.
-        assert!(v.renditions[0].encoder.properties.contains(&("key-int-max".into(), "360".into())));
+        assert!(
+            v.renditions[0]
+                .encoder
+                .properties
+                .contains(&("key-int-max".into(), "360".into()))
+        );
         let a = p.audio.unwrap();
         assert_eq!((a.sample_rate, a.channels, a.bitrate_kbps), (48000, 2, 128));
         assert_eq!(a.id, "aac_128k");
-        assert_eq!(p.boundary(3), Duration::from_secs(18));
     }
 
     #[test]
     fn audio_only_and_video_only() {
         let p = plan(&probe(None, true), &JobSpec::default(), &cpu()).unwrap();
         assert!(p.video.is_none() && p.audio.is_some());
-        let p = plan(&probe(Some((640, 360, Some((25, 1)))), false), &JobSpec::default(), &cpu()).unwrap();
+        let p = plan(
+            &probe(Some((640, 360, Some((25, 1)))), false),
+            &JobSpec::default(),
+            &cpu(),
+        )
+        .unwrap();
         assert!(p.video.is_some() && p.audio.is_none());
     }
 
     #[test]
     fn falls_back_to_openh264() {
         let caps = Capabilities::from_names(&["openh264enc", "voaacenc"]);
-        let p = plan(&probe(Some((1280, 720, Some((30, 1)))), true), &JobSpec::default(), &caps).unwrap();
-        assert_eq!(p.video.unwrap().renditions[0].encoder.element, "openh264enc");
+        let p = plan(
+            &probe(Some((1280, 720, Some((30, 1)))), true),
+            &JobSpec::default(),
+            &caps,
+        )
+        .unwrap();
+        assert_eq!(
+            p.video.unwrap().renditions[0].encoder.element,
+            "openh264enc"
+        );
         assert_eq!(p.audio.unwrap().encoder.element, "voaacenc");
     }
 
     #[test]
     fn missing_encoders_are_clear_errors() {
-        let e = plan(&probe(Some((1280, 720, None)), false), &JobSpec::default(), &Capabilities::default())
-            .unwrap_err();
+        let e = plan(
+            &probe(Some((1280, 720, None)), false),
+            &JobSpec::default(),
+            &Capabilities::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("x264enc"), "{e}");
-        let e = plan(&probe(None, true), &JobSpec::default(), &Capabilities::from_names(&["x264enc"])).unwrap_err();
+        let e = plan(
+            &probe(None, true),
+            &JobSpec::default(),
+            &Capabilities::from_names(&["x264enc"]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("avenc_aac"), "{e}");
     }
 
     #[test]
     fn vfr_gop_uses_the_cap() {
-        let p = plan(&probe(Some((1280, 720, None)), false), &JobSpec::default(), &cpu()).unwrap();
+        let p = plan(
+            &probe(Some((1280, 720, None)), false),
+            &JobSpec::default(),
+            &cpu(),
+        )
+        .unwrap();
         let v = p.video.unwrap();
         assert_eq!(v.output_fps, None);
-        assert!(v.renditions[0].encoder.properties.contains(&("key-int-max".into(), "720".into())));
+        assert!(
+            v.renditions[0]
+                .encoder
+                .properties
+                .contains(&("key-int-max".into(), "720".into()))
+        );
     }
 
     #[test]
     fn high_fps_is_capped() {
-        let p = plan(&probe(Some((1280, 720, Some((120, 1)))), false), &JobSpec::default(), &cpu()).unwrap();
+        let p = plan(
+            &probe(Some((1280, 720, Some((120, 1)))), false),
+            &JobSpec::default(),
+            &cpu(),
+        )
+        .unwrap();
         assert_eq!(p.video.unwrap().output_fps, Some(Ratio::new(60, 1)));
     }
 

@@ -131,13 +131,14 @@ pub fn probe_with_timeout(path: &Path, timeout: Duration) -> Result<Probe> {
     init()?;
     check_readable(path)?;
     let uri = file_uri(path)?;
-    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_nseconds(
-        timeout.as_nanos() as u64,
-    ))?;
-    let info = discoverer.discover_uri(&uri).map_err(|e| EngineError::InputNotMedia {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let discoverer =
+        gst_pbutils::Discoverer::new(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64))?;
+    let info = discoverer
+        .discover_uri(&uri)
+        .map_err(|e| EngineError::InputNotMedia {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     use gst_pbutils::DiscovererResult as R;
     match info.result() {
         R::Ok => {}

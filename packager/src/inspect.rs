@@ -46,10 +46,12 @@ fn err(what: &str, format: &'static str, reason: impl Into<String>) -> PackagerE
 }
 
 fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 8).map(|s| u64::from_be_bytes(s.try_into().unwrap()))
+    b.get(at..at + 8)
+        .map(|s| u64::from_be_bytes(s.try_into().unwrap()))
 }
 
 /// Iterate over the boxes in `data`: (fourcc, payload).
@@ -84,9 +86,13 @@ pub fn mp4_init(what: &str, data: &[u8]) -> Result<InitInfo> {
     let e = |r: &str| err(what, "fMP4 init", r);
     let trak = path(data, &[b"moov", b"trak"]).ok_or_else(|| e("no moov/trak box"))?;
     let mdhd = path(trak, &[b"mdia", b"mdhd"]).ok_or_else(|| e("no mdhd box"))?;
-    let timescale = if mdhd.first() == Some(&1) { be_u32(mdhd, 20) } else { be_u32(mdhd, 12) }
-        .filter(|t| *t > 0)
-        .ok_or_else(|| e("bad mdhd timescale"))?;
+    let timescale = if mdhd.first() == Some(&1) {
+        be_u32(mdhd, 20)
+    } else {
+        be_u32(mdhd, 12)
+    }
+    .filter(|t| *t > 0)
+    .ok_or_else(|| e("bad mdhd timescale"))?;
     let stsd = path(trak, &[b"mdia", b"minf", b"stbl", b"stsd"]).ok_or_else(|| e("no stsd box"))?;
     // stsd: version/flags (4), entry count (4), then sample entries.
     let entries = stsd.get(8..).ok_or_else(|| e("short stsd"))?;
@@ -94,16 +100,36 @@ pub fn mp4_init(what: &str, data: &[u8]) -> Result<InitInfo> {
     let codec = match &kind {
         b"avc1" | b"avc3" => {
             // Visual sample entry: 78 bytes before its child boxes.
-            let avcc = entry.get(78..).and_then(|c| child(c, b"avcC")).ok_or_else(|| e("no avcC"))?;
+            let avcc = entry
+                .get(78..)
+                .and_then(|c| child(c, b"avcC"))
+                .ok_or_else(|| e("no avcC"))?;
             let p = avcc.get(1..4).ok_or_else(|| e("short avcC"))?;
-            format!("{}.{:02x}{:02x}{:02x}", String::from_utf8_lossy(&kind), p[0], p[1], p[2])
+            format!(
+                "{}.{:02x}{:02x}{:02x}",
+                String::from_utf8_lossy(&kind),
+                p[0],
+                p[1],
+                p[2]
+            )
         }
         b"mp4a" => {
             // Audio sample entry: 28 bytes before its child boxes.
-            let esds = entry.get(28..).and_then(|c| child(c, b"esds")).ok_or_else(|| e("no esds"))?;
-            format!("mp4a.40.{}", esds_object_type(esds).ok_or_else(|| e("no AudioSpecificConfig in esds"))?)
+            let esds = entry
+                .get(28..)
+                .and_then(|c| child(c, b"esds"))
+                .ok_or_else(|| e("no esds"))?;
+            format!(
+                "mp4a.40.{}",
+                esds_object_type(esds).ok_or_else(|| e("no AudioSpecificConfig in esds"))?
+            )
         }
-        other => return Err(e(&format!("unsupported sample entry {:?}", String::from_utf8_lossy(other)))),
+        other => {
+            return Err(e(&format!(
+                "unsupported sample entry {:?}",
+                String::from_utf8_lossy(other)
+            )));
+        }
     };
     let edit_offset = path(trak, &[b"edts", b"elst"])
         .and_then(|elst| {
@@ -160,7 +186,11 @@ fn esds_object_type(esds: &[u8]) -> Option<u8> {
             4 => i += 13,
             5 => {
                 let aot = esds.get(i)? >> 3;
-                return Some(if aot == 31 { 32 + ((esds.get(i)? & 7) << 3 | esds.get(i + 1)? >> 5) } else { aot });
+                return Some(if aot == 31 {
+                    32 + ((esds.get(i)? & 7) << 3 | esds.get(i + 1)? >> 5)
+                } else {
+                    aot
+                });
             }
             _ => i += len,
         }
@@ -194,11 +224,19 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
     if tfhd_flags & 0x10 != 0 {
         at += 4;
     }
-    let default_flags = if tfhd_flags & 0x20 != 0 { be_u32(tfhd, at) } else { None };
+    let default_flags = if tfhd_flags & 0x20 != 0 {
+        be_u32(tfhd, at)
+    } else {
+        None
+    };
 
     let tfdt = child(traf, b"tfdt").ok_or_else(|| e("no tfdt box"))?;
-    let base = if tfdt.first() == Some(&1) { be_u64(tfdt, 4) } else { be_u32(tfdt, 4).map(u64::from) }
-        .ok_or_else(|| e("short tfdt"))?;
+    let base = if tfdt.first() == Some(&1) {
+        be_u64(tfdt, 4)
+    } else {
+        be_u32(tfdt, 4).map(u64::from)
+    }
+    .ok_or_else(|| e("short tfdt"))?;
 
     let mut samples = 0u32;
     let mut total: u64 = 0;
@@ -249,7 +287,11 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
             let cts = if flags & 0x800 != 0 {
                 let v = be_u32(trun, p).ok_or_else(|| e("short trun"))?;
                 p += 4;
-                if version == 0 { i64::from(v) } else { i64::from(v as i32) }
+                if version == 0 {
+                    i64::from(v)
+                } else {
+                    i64::from(v as i32)
+                }
             } else {
                 0
             };
@@ -290,14 +332,20 @@ pub fn mp4_segment(what: &str, data: &[u8], init: &InitInfo) -> Result<SegmentIn
 /// times, or the longest sample duration (a variable frame rate has both).
 fn longest_frame(mut pts: Vec<i64>, longest_sample: i64) -> i64 {
     pts.sort_unstable();
-    pts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0).max(longest_sample)
+    pts.windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(0)
+        .max(longest_sample)
 }
 
 /// Parse an MPEG-TS segment holding one elementary stream (H.264 or AAC).
 pub fn ts_segment(what: &str, data: &[u8]) -> Result<SegmentInfo> {
     let e = |r: &str| err(what, "MPEG-TS", r);
-    if data.len() < 188 || data.len() % 188 != 0 || data[0] != 0x47 {
-        return Err(e("not a whole number of 188-byte packets starting with 0x47"));
+    if data.len() < 188 || !data.len().is_multiple_of(188) || data[0] != 0x47 {
+        return Err(e(
+            "not a whole number of 188-byte packets starting with 0x47",
+        ));
     }
     let mut pmt_pid = None;
     let mut es: Option<(u16, u8)> = None; // (pid, stream type)
@@ -373,13 +421,19 @@ pub fn ts_segment(what: &str, data: &[u8]) -> Result<SegmentInfo> {
     let start = *pts_list.iter().min().ok_or_else(|| e("no PTS"))?;
     let mut sorted = pts_list.clone();
     sorted.sort_unstable();
-    let deltas: Vec<u64> = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
+    let deltas: Vec<u64> = sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0)
+        .collect();
     // The last frame lasts as long as the one before it.
     let last_delta = deltas.last().copied();
     let frame = deltas.iter().copied().max();
     let (keyframe, codec) = if stream_type == 0x1b {
         let nals = annexb_nal_units(&first_es);
-        let idr = nals.iter().any(|n| n.first().is_some_and(|b| b & 0x1f == 5));
+        let idr = nals
+            .iter()
+            .any(|n| n.first().is_some_and(|b| b & 0x1f == 5));
         let codec = nals
             .iter()
             .find(|n| n.first().is_some_and(|b| b & 0x1f == 7) && n.len() >= 4)
@@ -397,7 +451,9 @@ pub fn ts_segment(what: &str, data: &[u8]) -> Result<SegmentInfo> {
         starts_with_keyframe: keyframe,
         codec,
         frame_duration: frame.map(|f| f as f64 / 90_000.0),
-        end: sorted.last().map(|last| (last + last_delta.unwrap_or(0)) as f64 / 90_000.0),
+        end: sorted
+            .last()
+            .map(|last| (last + last_delta.unwrap_or(0)) as f64 / 90_000.0),
     })
 }
 
@@ -418,7 +474,11 @@ fn annexb_nal_units(es: &[u8]) -> Vec<&[u8]> {
         .map(|(k, &s)| {
             let end = starts.get(k + 1).map_or(es.len(), |&n| n - 3);
             // A 4-byte start code leaves a trailing zero on the previous unit.
-            let end = if end > s && es[end - 1] == 0 { end - 1 } else { end };
+            let end = if end > s && es[end - 1] == 0 {
+                end - 1
+            } else {
+                end
+            };
             &es[s..end.max(s)]
         })
         .collect()

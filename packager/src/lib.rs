@@ -11,5 +11,7 @@ pub mod store;
 pub mod verify;
 
 pub use error::{PackagerError, Result};
-pub use package::{MASTER, Packager, Published, RenditionKind, RenditionReport, RenditionSpec, SegmentFormat};
+pub use package::{
+    MASTER, Packager, Published, RenditionKind, RenditionReport, RenditionSpec, SegmentFormat,
+};
 pub use store::{LocalStore, Store};

@@ -98,7 +98,10 @@ impl RenditionState {
             .or_else(|| self.segments.values().find_map(|s| s.info.codec.clone()))
     }
     pub fn durations(&self) -> Vec<f64> {
-        self.segments.values().map(|s| s.info.duration.unwrap_or(0.0)).collect()
+        self.segments
+            .values()
+            .map(|s| s.info.duration.unwrap_or(0.0))
+            .collect()
     }
     pub fn total_duration(&self) -> f64 {
         self.durations().iter().sum()
@@ -140,7 +143,11 @@ impl Packager {
     /// Start a job. An existing `master.m3u8` under the store is removed
     /// first: its segments are about to be overwritten, so it must not stay
     /// published if this job fails.
-    pub fn new(store: Arc<dyn Store>, format: SegmentFormat, specs: Vec<RenditionSpec>) -> Result<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        format: SegmentFormat,
+        specs: Vec<RenditionSpec>,
+    ) -> Result<Self> {
         store.delete(MASTER)?;
         let state = specs
             .into_iter()
@@ -151,7 +158,11 @@ impl Packager {
                 playlist: None,
             })
             .collect();
-        Ok(Packager { store, format, state: Mutex::new(state) })
+        Ok(Packager {
+            store,
+            format,
+            state: Mutex::new(state),
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -181,7 +192,11 @@ impl Packager {
     pub fn add_segment(&self, id: &str, index: u32, data: &[u8]) -> Result<()> {
         let (key, init) = self.with(id, |r| {
             Ok((
-                format!("{}/seg_{index:05}.{}", r.spec.dir(), self.format.extension()),
+                format!(
+                    "{}/seg_{index:05}.{}",
+                    r.spec.dir(),
+                    self.format.extension()
+                ),
                 r.init.as_ref().map(|(_, _, i)| i.clone()),
             ))
         })?;
@@ -198,7 +213,14 @@ impl Packager {
         };
         self.store.put(&key, data, content_type(&key))?;
         self.with(id, |r| {
-            r.segments.insert(index, StoredSegment { key, size: data.len() as u64, info });
+            r.segments.insert(
+                index,
+                StoredSegment {
+                    key,
+                    size: data.len() as u64,
+                    info,
+                },
+            );
             Ok(())
         })
     }
@@ -237,7 +259,8 @@ impl Packager {
 
         let reports: Vec<RenditionReport> = state.iter().map(report).collect();
         let master = multivariant(&state, &reports, self.format).render()?;
-        self.store.put(MASTER, master.as_bytes(), content_type(MASTER))?;
+        self.store
+            .put(MASTER, master.as_bytes(), content_type(MASTER))?;
         Ok(Published {
             master: self.store.locate(MASTER),
             format: self.format,
@@ -252,7 +275,11 @@ fn fill_durations(r: &mut RenditionState) {
     let starts: Vec<f64> = r.segments.values().map(|s| s.info.start).collect();
     let n = starts.len();
     for (i, s) in r.segments.values_mut().enumerate() {
-        let end = if i + 1 < n { Some(starts[i + 1]) } else { s.info.end };
+        let end = if i + 1 < n {
+            Some(starts[i + 1])
+        } else {
+            s.info.end
+        };
         s.info.duration = end.map(|e| e - s.info.start).filter(|d| *d > 0.0);
     }
 }
@@ -264,7 +291,12 @@ fn report(r: &RenditionState) -> RenditionReport {
     let peak = r
         .segments
         .values()
-        .filter_map(|s| s.info.duration.filter(|d| *d > 0.0).map(|d| s.size as f64 * 8.0 / d))
+        .filter_map(|s| {
+            s.info
+                .duration
+                .filter(|d| *d > 0.0)
+                .map(|d| s.size as f64 * 8.0 / d)
+        })
         .fold(0.0, f64::max);
     let samples: u32 = r.segments.values().map(|s| s.info.samples).sum();
     RenditionReport {
@@ -277,14 +309,26 @@ fn report(r: &RenditionState) -> RenditionReport {
         bytes,
         target_bitrate: r.spec.target_bitrate,
         peak_bitrate: peak.ceil() as u64,
-        average_bitrate: if total > 0.0 { (bytes as f64 * 8.0 / total).ceil() as u64 } else { 0 },
+        average_bitrate: if total > 0.0 {
+            (bytes as f64 * 8.0 / total).ceil() as u64
+        } else {
+            0
+        },
         measured_frame_rate: (r.spec.is_video() && total > 0.0).then(|| f64::from(samples) / total),
     }
 }
 
-fn multivariant(state: &[RenditionState], reports: &[RenditionReport], format: SegmentFormat) -> Multivariant {
+fn multivariant(
+    state: &[RenditionState],
+    reports: &[RenditionReport],
+    format: SegmentFormat,
+) -> Multivariant {
     let audio = state.iter().zip(reports).find(|(r, _)| !r.spec.is_video());
-    let videos: Vec<_> = state.iter().zip(reports).filter(|(r, _)| r.spec.is_video()).collect();
+    let videos: Vec<_> = state
+        .iter()
+        .zip(reports)
+        .filter(|(r, _)| r.spec.is_video())
+        .collect();
     let version = if format == SegmentFormat::Cmaf { 6 } else { 3 };
     let audio_media: Vec<AudioRendition> = match (&audio, videos.is_empty()) {
         (Some((r, _)), false) => vec![AudioRendition {
@@ -317,15 +361,23 @@ fn multivariant(state: &[RenditionState], reports: &[RenditionReport], format: S
             .iter()
             .map(|(r, rep)| {
                 let (res, fps) = match r.spec.kind {
-                    RenditionKind::Video { width, height, frame_rate } => {
-                        (Some((width, height)), frame_rate.or(rep.measured_frame_rate))
-                    }
+                    RenditionKind::Video {
+                        width,
+                        height,
+                        frame_rate,
+                    } => (
+                        Some((width, height)),
+                        frame_rate.or(rep.measured_frame_rate),
+                    ),
                     RenditionKind::Audio { .. } => (None, None),
                 };
                 let (a_peak, a_avg, a_codec) = audio
                     .map(|(_, a)| (a.peak_bitrate, a.average_bitrate, Some(a.codec.clone())))
                     .unwrap_or((0, 0, None));
-                let codecs = std::iter::once(rep.codec.clone()).chain(a_codec).collect::<Vec<_>>().join(",");
+                let codecs = std::iter::once(rep.codec.clone())
+                    .chain(a_codec)
+                    .collect::<Vec<_>>()
+                    .join(",");
                 Variant {
                     uri: rep.playlist.clone(),
                     bandwidth: rep.peak_bitrate + a_peak,
@@ -338,5 +390,9 @@ fn multivariant(state: &[RenditionState], reports: &[RenditionReport], format: S
             })
             .collect()
     };
-    Multivariant { variants, audio: audio_media, version }
+    Multivariant {
+        variants,
+        audio: audio_media,
+        version,
+    }
 }

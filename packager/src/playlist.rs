@@ -52,7 +52,9 @@ impl MediaPlaylist {
 
     pub fn render(&self) -> Result<String> {
         if self.segments.is_empty() {
-            return Err(PackagerError::Playlist("a media playlist needs at least one segment".into()));
+            return Err(PackagerError::Playlist(
+                "a media playlist needs at least one segment".into(),
+            ));
         }
         let min = min_target_duration(&self.segments);
         let target = self.target_duration.unwrap_or(min);
@@ -61,8 +63,15 @@ impl MediaPlaylist {
                 "target duration {target} is below a rounded EXTINF of {min}"
             )));
         }
-        if let Some(bad) = self.segments.iter().find(|s| !(s.duration > 0.0) || !s.duration.is_finite()) {
-            return Err(PackagerError::Playlist(format!("segment {} has duration {}", bad.uri, bad.duration)));
+        if let Some(bad) = self
+            .segments
+            .iter()
+            .find(|s| !s.duration.is_finite() || s.duration <= 0.0)
+        {
+            return Err(PackagerError::Playlist(format!(
+                "segment {} has duration {}",
+                bad.uri, bad.duration
+            )));
         }
         let map = self.map.as_ref().map(|uri| m3u8_rs::Map {
             uri: uri.clone(),
@@ -90,7 +99,8 @@ impl MediaPlaylist {
             ..Default::default()
         };
         write(|w| {
-            m3u8_rs::WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, std::sync::atomic::Ordering::Relaxed);
+            m3u8_rs::WRITE_OPT_FLOAT_PRECISION
+                .store(EXTINF_DECIMALS, std::sync::atomic::Ordering::Relaxed);
             pl.write_to(w)
         })
     }
@@ -133,13 +143,18 @@ pub struct Multivariant {
 impl Multivariant {
     pub fn render(&self) -> Result<String> {
         if self.variants.is_empty() {
-            return Err(PackagerError::Playlist("a multivariant playlist needs a variant".into()));
+            return Err(PackagerError::Playlist(
+                "a multivariant playlist needs a variant".into(),
+            ));
         }
         for v in &self.variants {
             if let Some(g) = &v.audio_group
                 && !self.audio.iter().any(|a| &a.group == g)
             {
-                return Err(PackagerError::Playlist(format!("variant {} names missing audio group {g}", v.uri)));
+                return Err(PackagerError::Playlist(format!(
+                    "variant {} names missing audio group {g}",
+                    v.uri
+                )));
             }
         }
         let pl = m3u8_rs::MasterPlaylist {
@@ -197,7 +212,11 @@ mod tests {
     #[test]
     fn exact_media_playlist_text() {
         let pl = MediaPlaylist {
-            segments: vec![seg("seg_00001.m4s", 6.006), seg("seg_00002.m4s", 6.4996), seg("seg_00003.m4s", 0.9)],
+            segments: vec![
+                seg("seg_00001.m4s", 6.006),
+                seg("seg_00002.m4s", 6.4996),
+                seg("seg_00003.m4s", 0.9),
+            ],
             map: Some("init.mp4".into()),
             target_duration: None,
         };
@@ -216,7 +235,10 @@ mod tests {
             target_duration: Some(6),
         };
         assert!(pl.render().unwrap_err().to_string().contains("below"));
-        let ok = MediaPlaylist { target_duration: Some(7), ..pl };
+        let ok = MediaPlaylist {
+            target_duration: Some(7),
+            ..pl
+        };
         assert!(ok.render().unwrap().contains("#EXT-X-VERSION:3"));
     }
 

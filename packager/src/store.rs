@@ -78,13 +78,17 @@ impl LocalStore {
             source,
         };
         if root.exists() && !root.is_dir() {
-            return Err(write_err(std::io::Error::other("it exists and is not a directory")));
+            return Err(write_err(std::io::Error::other(
+                "it exists and is not a directory",
+            )));
         }
         std::fs::create_dir_all(root).map_err(write_err)?;
         let probe = root.join(format!(".strata-write-test-{}", std::process::id()));
         std::fs::write(&probe, b"").map_err(write_err)?;
         let _ = std::fs::remove_file(&probe);
-        Ok(LocalStore { root: root.to_path_buf() })
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {

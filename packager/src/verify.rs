@@ -20,11 +20,18 @@ const SYNC_TOLERANCE: f64 = 0.050;
 /// are 1024 samples, so audio ends up to one frame after the video does.
 const DURATION_SLACK: f64 = 0.025;
 
-pub(crate) fn verify(store: &dyn Store, renditions: &[RenditionState], expected: f64) -> Result<()> {
+pub(crate) fn verify(
+    store: &dyn Store,
+    renditions: &[RenditionState],
+    expected: f64,
+) -> Result<()> {
     let mut problems = Vec::new();
     let check_object = |problems: &mut Vec<String>, key: &str, size: u64| match store.size(key) {
         Ok(Some(s)) if s == size => {}
-        Ok(Some(s)) => problems.push(format!("{} has {s} bytes, {size} were written", store.locate(key))),
+        Ok(Some(s)) => problems.push(format!(
+            "{} has {s} bytes, {size} were written",
+            store.locate(key)
+        )),
         Ok(None) => problems.push(format!("{} is missing", store.locate(key))),
         Err(e) => problems.push(e.to_string()),
     };
@@ -45,7 +52,10 @@ pub(crate) fn verify(store: &dyn Store, renditions: &[RenditionState], expected:
     for r in &videos {
         for (i, s) in &r.segments {
             if !s.info.starts_with_keyframe {
-                problems.push(format!("{}: segment {i} does not start on a keyframe", r.spec.id));
+                problems.push(format!(
+                    "{}: segment {i} does not start on a keyframe",
+                    r.spec.id
+                ));
             }
         }
     }
@@ -78,12 +88,23 @@ pub(crate) fn verify(store: &dyn Store, renditions: &[RenditionState], expected:
     }
 
     for r in renditions {
-        if let Some((i, _)) = r.segments.iter().find(|(_, s)| s.info.duration.is_none_or(|d| d <= 0.0)) {
-            problems.push(format!("{}: segment {i} has no measurable duration", r.spec.id));
+        if let Some((i, _)) = r
+            .segments
+            .iter()
+            .find(|(_, s)| s.info.duration.is_none_or(|d| d <= 0.0))
+        {
+            problems.push(format!(
+                "{}: segment {i} has no measurable duration",
+                r.spec.id
+            ));
             continue;
         }
         let total = r.total_duration();
-        let frame = r.segments.values().filter_map(|s| s.info.frame_duration).fold(0.0, f64::max);
+        let frame = r
+            .segments
+            .values()
+            .filter_map(|s| s.info.frame_duration)
+            .fold(0.0, f64::max);
         let tolerance = frame + DURATION_SLACK;
         if (total - expected).abs() > tolerance {
             problems.push(format!(
@@ -96,11 +117,18 @@ pub(crate) fn verify(store: &dyn Store, renditions: &[RenditionState], expected:
     let start = |r: &RenditionState| r.segments.values().next().map(|s| s.info.start);
     if let (Some(v), Some(a)) = (
         videos.first().and_then(|r| start(r)),
-        renditions.iter().find(|r| !r.spec.is_video()).and_then(start),
+        renditions
+            .iter()
+            .find(|r| !r.spec.is_video())
+            .and_then(start),
     ) && (v - a).abs() > SYNC_TOLERANCE
     {
         problems.push(format!("audio starts at {a:.3} s but video at {v:.3} s"));
     }
 
-    if problems.is_empty() { Ok(()) } else { Err(PackagerError::Verify { problems }) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(PackagerError::Verify { problems })
+    }
 }

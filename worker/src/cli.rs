@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about = "Transcode uploads into verified adaptive HLS")]
+#[command(
+    name = "strata",
+    version,
+    about = "Transcode uploads into verified adaptive HLS"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

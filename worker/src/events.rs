@@ -19,12 +19,18 @@ impl Events {
         let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(1000);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg}")
-                    .expect("static template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg}",
+                )
+                .expect("static template"),
             );
             bar
         });
-        Events { json, bar, out: Mutex::new(std::io::stdout()) }
+        Events {
+            json,
+            bar,
+            out: Mutex::new(std::io::stdout()),
+        }
     }
 
     fn emit(&self, value: serde_json::Value) {
@@ -40,10 +46,19 @@ impl Events {
     }
 
     pub fn progress(&self, p: &Progress) {
-        let fraction = if p.duration.is_zero() { 0.0 } else { p.position.as_secs_f64() / p.duration.as_secs_f64() };
+        let fraction = if p.duration.is_zero() {
+            0.0
+        } else {
+            p.position.as_secs_f64() / p.duration.as_secs_f64()
+        };
         if let Some(bar) = &self.bar {
             bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
-            bar.set_message(format!("{:.1}/{:.1} s, {:.0} fps", p.position.as_secs_f64(), p.duration.as_secs_f64(), p.fps));
+            bar.set_message(format!(
+                "{:.1}/{:.1} s, {:.0} fps",
+                p.position.as_secs_f64(),
+                p.duration.as_secs_f64(),
+                p.fps
+            ));
         }
         self.emit(json!({
             "event": "progress",
@@ -56,7 +71,9 @@ impl Events {
     }
 
     pub fn segment(&self, rendition: &str, index: u32, bytes: usize) {
-        self.emit(json!({"event": "segment", "rendition": rendition, "index": index, "bytes": bytes}));
+        self.emit(
+            json!({"event": "segment", "rendition": rendition, "index": index, "bytes": bytes}),
+        );
     }
 
     pub fn done(&self, master: &str, report: &serde_json::Value) {

@@ -45,7 +45,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<PackagerError>() {
             return match e {
-                PackagerError::Write { .. } | PackagerError::Read { .. } | PackagerError::BadKey { .. } => EXIT_OUTPUT,
+                PackagerError::Write { .. }
+                | PackagerError::Read { .. }
+                | PackagerError::BadKey { .. } => EXIT_OUTPUT,
                 _ => EXIT_INTERNAL,
             };
         }
@@ -111,7 +113,9 @@ fn print_probe(p: &strata_engine::Probe) {
     println!("duration:  {:.3} s", p.duration.as_secs_f64());
     match &p.video {
         Some(v) => {
-            let fps = v.frame_rate.map_or("variable".to_string(), |r| format!("{:.3} fps ({}/{})", r.as_f64(), r.num, r.den));
+            let fps = v.frame_rate.map_or("variable".to_string(), |r| {
+                format!("{:.3} fps ({}/{})", r.as_f64(), r.num, r.den)
+            });
             println!(
                 "video:     {} {}x{} (pixel aspect {}/{}), {}{}",
                 v.codec,
@@ -126,7 +130,10 @@ fn print_probe(p: &strata_engine::Probe) {
         None => println!("video:     (none)"),
     }
     match &p.audio {
-        Some(a) => println!("audio:     {} {} Hz, {} channel(s)", a.codec, a.sample_rate, a.channels),
+        Some(a) => println!(
+            "audio:     {} {} Hz, {} channel(s)",
+            a.codec, a.sample_rate, a.channels
+        ),
         None => println!("audio:     (none)"),
     }
 }

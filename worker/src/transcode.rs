@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use strata_engine::{Capabilities, EngineError, JobSpec, Ladder, MediaKind, Part, Plan, Probe, SegmentOut, SegmentSink};
-use strata_packager::{LocalStore, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat, Store};
+use strata_engine::{
+    Capabilities, EngineError, JobSpec, Ladder, MediaKind, Part, Plan, Probe, SegmentOut,
+    SegmentSink,
+};
+use strata_packager::{
+    LocalStore, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat, Store,
+};
 
+use crate::UsageError;
 use crate::cli::{FormatArg, TranscodeArgs};
 use crate::events::Events;
-use crate::UsageError;
 
 /// A transcode request, validated.
 pub struct TranscodeConfig {
@@ -26,7 +31,10 @@ impl TranscodeConfig {
     pub fn from_args(args: &TranscodeArgs) -> Result<Self> {
         let seconds = args.segment_duration;
         if !seconds.is_finite() || !(1.0..=60.0).contains(&seconds) {
-            return Err(UsageError(format!("--segment-duration {seconds} must be between 1 and 60 seconds")).into());
+            return Err(UsageError(format!(
+                "--segment-duration {seconds} must be between 1 and 60 seconds"
+            ))
+            .into());
         }
         let ladder = Ladder::resolve(&args.ladder).map_err(|e| UsageError(e.to_string()))?;
         Ok(TranscodeConfig {
@@ -83,21 +91,32 @@ pub fn rendition_specs(plan: &Plan, probe: &Probe) -> Vec<RenditionSpec> {
             .map(|r| r.as_f64());
         specs.extend(v.renditions.iter().map(|r| RenditionSpec {
             id: r.id.clone(),
-            kind: RenditionKind::Video { width: r.width, height: r.height, frame_rate: fps },
+            kind: RenditionKind::Video {
+                width: r.width,
+                height: r.height,
+                frame_rate: fps,
+            },
             target_bitrate: u64::from(r.bitrate_kbps) * 1000,
         }));
     }
     if let Some(a) = &plan.audio {
         specs.push(RenditionSpec {
             id: a.id.clone(),
-            kind: RenditionKind::Audio { channels: a.channels, sample_rate: a.sample_rate },
+            kind: RenditionKind::Audio {
+                channels: a.channels,
+                sample_rate: a.sample_rate,
+            },
             target_bitrate: u64::from(a.bitrate_kbps) * 1000,
         });
     }
     specs
 }
 
-pub fn run(config: &TranscodeConfig, events: Arc<Events>, cancel: &AtomicBool) -> Result<serde_json::Value> {
+pub fn run(
+    config: &TranscodeConfig,
+    events: Arc<Events>,
+    cancel: &AtomicBool,
+) -> Result<serde_json::Value> {
     let started = Instant::now();
     strata_engine::init()?;
     let probe = strata_engine::probe(&config.input)?;
@@ -106,20 +125,35 @@ pub fn run(config: &TranscodeConfig, events: Arc<Events>, cancel: &AtomicBool) -
 
     let caps = Capabilities::detect();
     let plan = strata_engine::plan(&probe, &config.job, &caps)?;
-    let store: Arc<dyn Store> = Arc::new(
-        LocalStore::open(&config.output)
-            .with_context(|| format!("cannot use {} as the output directory", config.output.display()))?,
-    );
+    let store: Arc<dyn Store> = Arc::new(LocalStore::open(&config.output).with_context(|| {
+        format!(
+            "cannot use {} as the output directory",
+            config.output.display()
+        )
+    })?);
     let format = match plan.format {
         strata_engine::Format::Cmaf => SegmentFormat::Cmaf,
         strata_engine::Format::Ts => SegmentFormat::Ts,
     };
-    let packager = Arc::new(Packager::new(store.clone(), format, rendition_specs(&plan, &probe))?);
-    let sink = Arc::new(PackagerSink { packager: packager.clone(), error: Mutex::new(None), events: events.clone() });
+    let packager = Arc::new(Packager::new(
+        store.clone(),
+        format,
+        rendition_specs(&plan, &probe),
+    )?);
+    let sink = Arc::new(PackagerSink {
+        packager: packager.clone(),
+        error: Mutex::new(None),
+        events: events.clone(),
+    });
 
     let encode_started = Instant::now();
     let progress_events = events.clone();
-    let stats = match strata_engine::exec::run(&plan, sink.clone(), &mut |p| progress_events.progress(p), cancel) {
+    let stats = match strata_engine::exec::run(
+        &plan,
+        sink.clone(),
+        &mut |p| progress_events.progress(p),
+        cancel,
+    ) {
         Ok(stats) => stats,
         Err(EngineError::Output(msg)) => {
             return Err(match sink.error.lock().unwrap().take() {

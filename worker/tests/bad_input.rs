@@ -10,8 +10,16 @@ fn expect_failure(input: &std::path::Path, code: i32, needle: &str) {
     let out = dir.path().join("out");
     let run = transcode(input, &out, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(code), "{}: {stderr}", input.display());
-    assert!(stderr.contains(&input.display().to_string()), "message must name the file: {stderr}");
+    assert_eq!(
+        run.status.code(),
+        Some(code),
+        "{}: {stderr}",
+        input.display()
+    );
+    assert!(
+        stderr.contains(&input.display().to_string()),
+        "message must name the file: {stderr}"
+    );
     assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.join("master.m3u8").exists());

@@ -20,17 +20,29 @@ fn check(e: Expect) {
     let input = fixture(e.shape);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let run = transcode(&input, &out, &["--format", e.format, "--segment-duration", "4"]);
+    let run = transcode(
+        &input,
+        &out,
+        &["--format", e.format, "--segment-duration", "4"],
+    );
     assert_ok(&run);
     let m = master(&out);
 
     // Rung selection.
-    let res: Vec<(u64, u64)> =
-        m.variants.iter().filter_map(|v| v.resolution.map(|r| (r.width, r.height))).collect();
+    let res: Vec<(u64, u64)> = m
+        .variants
+        .iter()
+        .filter_map(|v| v.resolution.map(|r| (r.width, r.height)))
+        .collect();
     assert_eq!(res, e.resolutions, "{}: rungs", e.shape);
 
     let audio_dir = m.alternatives.first().and_then(|a| a.uri.clone());
-    assert_eq!(audio_dir.is_some(), e.audio && !e.resolutions.is_empty(), "{}: audio group", e.shape);
+    assert_eq!(
+        audio_dir.is_some(),
+        e.audio && !e.resolutions.is_empty(),
+        "{}: audio group",
+        e.shape
+    );
 
     let mut video_extinfs: Option<Vec<f32>> = None;
     let mut first_video_pts = None;
@@ -41,7 +53,12 @@ fn check(e: Expect) {
         assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
         assert!(pl.end_list && pl.independent_segments);
         for s in &pl.segments {
-            assert!((s.duration.round() as u64) <= pl.target_duration, "{}: {} > target", v.uri, s.duration);
+            assert!(
+                (s.duration.round() as u64) <= pl.target_duration,
+                "{}: {} > target",
+                v.uri,
+                s.duration
+            );
         }
         let expected_version = if e.format == "cmaf" { 6 } else { 3 };
         assert_eq!(pl.version, Some(expected_version));
@@ -56,10 +73,23 @@ fn check(e: Expect) {
             }
             None => (0.0, 0.0),
         };
-        let within = |advertised: u64, measured: f64| (advertised as f64 - measured).abs() <= 0.10 * measured;
-        assert!(within(v.bandwidth, peak + a_peak), "{}: BANDWIDTH {} vs {}", v.uri, v.bandwidth, peak + a_peak);
+        let within = |advertised: u64, measured: f64| {
+            (advertised as f64 - measured).abs() <= 0.10 * measured
+        };
+        assert!(
+            within(v.bandwidth, peak + a_peak),
+            "{}: BANDWIDTH {} vs {}",
+            v.uri,
+            v.bandwidth,
+            peak + a_peak
+        );
         let ab = v.average_bandwidth.unwrap();
-        assert!(within(ab, avg + a_avg), "{}: AVERAGE-BANDWIDTH {ab} vs {}", v.uri, avg + a_avg);
+        assert!(
+            within(ab, avg + a_avg),
+            "{}: AVERAGE-BANDWIDTH {ab} vs {}",
+            v.uri,
+            avg + a_avg
+        );
 
         let codecs = v.codecs.clone().unwrap();
         if let Some(r) = v.resolution {
@@ -67,7 +97,12 @@ fn check(e: Expect) {
             for i in 0..pl.segments.len() {
                 let seg = playable_segment(&pl_path, &pl, i);
                 let frames = first_frames(&seg, 1);
-                assert!(frames[0].1, "{} segment {} does not start on a keyframe", v.uri, i + 1);
+                assert!(
+                    frames[0].1,
+                    "{} segment {} does not start on a keyframe",
+                    v.uri,
+                    i + 1
+                );
                 if i == 0 {
                     first_video_pts.get_or_insert(frames[0].0);
                 }
@@ -80,7 +115,13 @@ fn check(e: Expect) {
             }
             // CODECS, RESOLUTION and FRAME-RATE match the stream.
             let info = stream_info(&playable_segment(&pl_path, &pl, 0));
-            assert_eq!((info["width"].as_u64().unwrap(), info["height"].as_u64().unwrap()), (r.width, r.height));
+            assert_eq!(
+                (
+                    info["width"].as_u64().unwrap(),
+                    info["height"].as_u64().unwrap()
+                ),
+                (r.width, r.height)
+            );
             let level = info["level"].as_u64().unwrap();
             let video_codec = codecs.split(',').next().unwrap();
             assert!(video_codec.starts_with("avc1."), "{codecs}");
@@ -93,12 +134,21 @@ fn check(e: Expect) {
                 p => panic!("unexpected profile {p}"),
             };
             assert_eq!(profile_idc, expected_idc, "{codecs} vs {profile}");
-            assert_eq!(u64::from_str_radix(&video_codec[9..11], 16).unwrap(), level, "{codecs} vs level {level}");
+            assert_eq!(
+                u64::from_str_radix(&video_codec[9..11], 16).unwrap(),
+                level,
+                "{codecs} vs level {level}"
+            );
             let fps = v.frame_rate.expect("FRAME-RATE");
             match e.frame_rate {
                 Some(nominal) => {
-                    assert!((fps - nominal).abs() < 0.01, "FRAME-RATE {fps} vs {nominal}");
-                    assert!((rational(info["r_frame_rate"].as_str().unwrap()) - nominal).abs() < 0.01);
+                    assert!(
+                        (fps - nominal).abs() < 0.01,
+                        "FRAME-RATE {fps} vs {nominal}"
+                    );
+                    assert!(
+                        (rational(info["r_frame_rate"].as_str().unwrap()) - nominal).abs() < 0.01
+                    );
                 }
                 None => assert!(fps > 0.0 && fps <= 60.0),
             }
@@ -106,7 +156,11 @@ fn check(e: Expect) {
             let total: f64 = pl.segments.iter().map(|s| f64::from(s.duration)).sum();
             let input_dur = input_stream_duration(&input, "video");
             let frame = 1.0 / e.frame_rate.unwrap_or(10.0);
-            assert!((total - input_dur).abs() <= frame + 0.002, "{}: {total} vs input {input_dur}", v.uri);
+            assert!(
+                (total - input_dur).abs() <= frame + 0.002,
+                "{}: {total} vs input {input_dur}",
+                v.uri
+            );
         }
         if e.audio {
             assert!(codecs.ends_with("mp4a.40.2"), "{codecs}");
@@ -114,7 +168,9 @@ fn check(e: Expect) {
     }
 
     if e.audio {
-        let a_uri = audio_dir.clone().unwrap_or_else(|| m.variants[0].uri.clone());
+        let a_uri = audio_dir
+            .clone()
+            .unwrap_or_else(|| m.variants[0].uri.clone());
         let ap = out.join(&a_uri);
         let pl = media(&ap);
         let info = stream_info(&playable_segment(&ap, &pl, 0));
@@ -124,16 +180,23 @@ fn check(e: Expect) {
         let total: f64 = pl.segments.iter().map(|s| f64::from(s.duration)).sum();
         let input_dur = input_stream_duration(&input, "audio");
         // One AAC frame is 1024 samples.
-        assert!((total - input_dur).abs() <= 1024.0 / 48000.0 + 0.002, "audio {total} vs input {input_dur}");
+        assert!(
+            (total - input_dur).abs() <= 1024.0 / 48000.0 + 0.002,
+            "audio {total} vs input {input_dur}"
+        );
         if let Some(v) = first_video_pts {
             let a = first_frames(&playable_segment(&ap, &pl, 0), 1)[0].0;
             assert!((a - v).abs() <= 0.050, "audio starts at {a}, video at {v}");
         }
     }
 
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["checks"]["verify"], "passed");
-    assert_eq!(report["renditions"].as_array().unwrap().len(), e.resolutions.len() + usize::from(e.audio));
+    assert_eq!(
+        report["renditions"].as_array().unwrap().len(),
+        e.resolutions.len() + usize::from(e.audio)
+    );
 }
 
 /// Peak and average bit rate of a media playlist's segments, from the files.
@@ -207,12 +270,24 @@ fn anamorphic_4_3_comes_out_square() {
 
 #[test]
 fn audio_only() {
-    check(Expect { shape: "audio-only", format: "cmaf", resolutions: &[], audio: true, frame_rate: None });
+    check(Expect {
+        shape: "audio-only",
+        format: "cmaf",
+        resolutions: &[],
+        audio: true,
+        frame_rate: None,
+    });
 }
 
 #[test]
 fn audio_only_as_mpeg_ts() {
-    check(Expect { shape: "audio-only", format: "ts", resolutions: &[], audio: true, frame_rate: None });
+    check(Expect {
+        shape: "audio-only",
+        format: "ts",
+        resolutions: &[],
+        audio: true,
+        frame_rate: None,
+    });
 }
 
 #[test]
@@ -251,8 +326,23 @@ fn interlaced_is_deinterlaced() {
     let first = out.join(&m.variants[0].uri);
     let pl = media(&first);
     let seg = playable_segment(&first, &pl, 0);
-    let v = ffprobe_json(&seg, &["-show_entries", "frame=interlaced_frame", "-read_intervals", "%+#5"]);
-    assert!(v["frames"].as_array().unwrap().iter().all(|f| f["interlaced_frame"] == 0), "{v}");
+    let v = ffprobe_json(
+        &seg,
+        &[
+            "-show_entries",
+            "frame=interlaced_frame",
+            "-read_intervals",
+            "%+#5",
+        ],
+    );
+    assert!(
+        v["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["interlaced_frame"] == 0),
+        "{v}"
+    );
 }
 
 #[test]
@@ -276,17 +366,30 @@ fn ladder_from_toml_and_json_events() {
     let input = fixture("video-only");
     let dir = tempfile::tempdir().unwrap();
     let ladder = dir.path().join("ladder.toml");
-    std::fs::write(&ladder, "name = \"small\"\n[[rung]]\nname = \"low\"\nheight = 240\nbitrate_kbps = 300\n").unwrap();
+    std::fs::write(
+        &ladder,
+        "name = \"small\"\n[[rung]]\nname = \"low\"\nheight = 240\nbitrate_kbps = 300\n",
+    )
+    .unwrap();
     let out = dir.path().join("out");
-    let run = transcode(&input, &out, &["--ladder", ladder.to_str().unwrap(), "--json"]);
+    let run = transcode(
+        &input,
+        &out,
+        &["--ladder", ladder.to_str().unwrap(), "--json"],
+    );
     assert_ok(&run);
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.first().unwrap()["event"], "probe");
     assert!(lines.iter().any(|l| l["event"] == "segment"));
     assert_eq!(lines.last().unwrap()["event"], "done");
     let m = master(&out);
     assert_eq!(m.variants.len(), 1);
-    assert_eq!(m.variants[0].resolution.map(|r| (r.width, r.height)), Some((426, 240)));
+    assert_eq!(
+        m.variants[0].resolution.map(|r| (r.width, r.height)),
+        Some((426, 240))
+    );
     assert!(out.join("video/low/index.m3u8").exists());
 }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A generated input (see fixtures/make-media.sh), cached between runs.
@@ -18,16 +21,28 @@ pub fn fixture(shape: &str) -> PathBuf {
         .arg(root.join("fixtures/cache"))
         .output()
         .expect("run fixtures/make-media.sh");
-    assert!(out.status.success(), "fixture {shape}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fixture {shape}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 pub fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata")).args(args).output().expect("run strata")
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata")
 }
 
 pub fn transcode(input: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["transcode", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let mut args = vec![
+        "transcode",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     strata(&args)
 }
@@ -80,7 +95,12 @@ pub fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
         .arg(path)
         .output()
         .expect("ffprobe");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -88,7 +108,12 @@ pub fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
 pub fn first_frames(path: &Path, n: usize) -> Vec<(f64, bool)> {
     let v = ffprobe_json(
         path,
-        &["-show_entries", "frame=pts_time,key_frame", "-read_intervals", &format!("%+#{n}")],
+        &[
+            "-show_entries",
+            "frame=pts_time,key_frame",
+            "-read_intervals",
+            &format!("%+#{n}"),
+        ],
     );
     v["frames"]
         .as_array()
@@ -109,8 +134,19 @@ pub fn stream_info(path: &Path) -> serde_json::Value {
 
 /// Duration of the input's stream of one kind ("video" or "audio"), seconds.
 pub fn input_stream_duration(path: &Path, kind: &str) -> f64 {
-    let v = ffprobe_json(path, &["-show_entries", "stream=codec_type,duration:format=duration"]);
-    let stream = v["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == kind).cloned();
+    let v = ffprobe_json(
+        path,
+        &[
+            "-show_entries",
+            "stream=codec_type,duration:format=duration",
+        ],
+    );
+    let stream = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+        .cloned();
     stream
         .and_then(|s| s["duration"].as_str().map(|d| d.parse().unwrap()))
         .unwrap_or_else(|| v["format"]["duration"].as_str().unwrap().parse().unwrap())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, then
+# formatting, lints, and every test (unit, real pipelines, hls.js playback).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
+
+# The player used by the playback tests (hls.js + playwright-core).
+if [ ! -d fixtures/player/node_modules/hls.js ] || [ ! -d fixtures/player/node_modules/playwright-core ]; then
+  (cd fixtures/player && npm install --no-audit --no-fund --loglevel=error)
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
