@@ -241,6 +241,7 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
     let src = make("filesrc", Some("source"))?;
     src.set_property("location", plan.input.to_string_lossy().as_ref());
     let decode = make("decodebin", Some("decode"))?;
+    limit_decoder_threads(&decode);
     pipeline.add_many([&src, &decode])?;
     src.link(&decode)?;
     let mut slot = 0usize;
@@ -341,6 +342,26 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
 
     link_decoded_pads(&pipeline, &decode, video_entry, audio_entry);
     Ok(pipeline)
+}
+
+/// Threads per libav decoder. Frame threading keeps a copy of the decoder
+/// state and its reference frames per thread (about 60 MB at 1080p for the
+/// default of one per core plus one), while the encoders, not the decoder,
+/// are what keeps the cores busy. Measured in benches/RESULTS.md.
+const DECODER_THREADS: i32 = 1;
+
+fn limit_decoder_threads(decode: &gst::Element) {
+    decode.connect("deep-element-added", false, |args| {
+        if let Ok(element) = args[2].get::<gst::Element>()
+            && element.find_property("max-threads").is_some()
+            && element
+                .factory()
+                .is_some_and(|f| f.name().starts_with("avdec_"))
+        {
+            element.set_property("max-threads", DECODER_THREADS);
+        }
+        None
+    });
 }
 
 /// decodebin exposes pads as it discovers streams: the first video and the
@@ -854,4 +875,38 @@ fn classify(
 /// For tests and tools: the path of a plan's input as a URI.
 pub fn input_uri(path: &Path) -> Result<String> {
     crate::probe::file_uri(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_fire_once_each_and_skip_gaps() {
+        let mut c = Clock::new(Duration::from_secs(6));
+        let s = |x: f64| (x * 1e9) as u64;
+        assert!(!c.crosses(s(0.0)));
+        assert!(!c.crosses(s(5.99)));
+        assert!(c.crosses(s(6.006)));
+        assert!(!c.crosses(s(6.04)));
+        // A gap over two boundaries fires once, then waits for the next.
+        assert!(c.crosses(s(19.0)));
+        assert_eq!(c.next, 4);
+        assert!(!c.crosses(s(23.9)));
+        assert!(c.crosses(s(24.0)));
+    }
+
+    #[test]
+    fn short_output_is_corrupt_input() {
+        let plan = Plan {
+            input: "in.mp4".into(),
+            format: Format::Cmaf,
+            segment_duration: Duration::from_secs(6),
+            duration: Duration::from_secs(60),
+            video: None,
+            audio: None,
+        };
+        assert!(check_complete(&plan, Duration::from_secs(30)).is_err());
+        assert!(check_complete(&plan, Duration::from_millis(59_500)).is_ok());
+    }
 }

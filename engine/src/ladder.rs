@@ -268,6 +268,7 @@ mod tests {
             width: w,
             height: h,
             pixel_aspect: Ratio::new(par.0, par.1),
+            display_aspect: crate::probe::display_aspect(w, h, Ratio::new(par.0, par.1)),
             frame_rate: fps.map(|(n, d)| Ratio::new(n, d)),
             interlaced: false,
             bitrate: None,

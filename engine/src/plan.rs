@@ -225,6 +225,7 @@ mod tests {
                 width: w,
                 height: h,
                 pixel_aspect: Ratio::new(1, 1),
+                display_aspect: crate::probe::display_aspect(w, h, Ratio::new(1, 1)),
                 frame_rate: fps.map(|(n, d)| Ratio::new(n, d)),
                 interlaced: false,
                 bitrate: None,

@@ -50,6 +50,8 @@ pub struct VideoStream {
     pub height: u32,
     /// Pixel aspect ratio (1/1 for square pixels).
     pub pixel_aspect: Ratio,
+    /// Display aspect ratio, reduced (16/9, 4/3, 9/16 ...).
+    pub display_aspect: Ratio,
     /// Nominal frame rate; `None` when the stream is variable frame rate.
     pub frame_rate: Option<Ratio>,
     pub interlaced: bool,
@@ -202,16 +204,18 @@ fn from_info(path: &Path, info: &gst_pbutils::DiscovererInfo) -> Result<Probe> {
                 .then(|| Ratio::new(fr.numer() as u32, fr.denom() as u32));
             let par = v.par();
             let (codec, caps_name) = codec_of(&v);
+            let pixel_aspect = if par.numer() > 0 && par.denom() > 0 {
+                Ratio::new(par.numer() as u32, par.denom() as u32)
+            } else {
+                Ratio::new(1, 1)
+            };
             Ok(VideoStream {
                 codec,
                 caps_name,
                 width: v.width(),
                 height: v.height(),
-                pixel_aspect: if par.numer() > 0 && par.denom() > 0 {
-                    Ratio::new(par.numer() as u32, par.denom() as u32)
-                } else {
-                    Ratio::new(1, 1)
-                },
+                display_aspect: display_aspect(v.width(), v.height(), pixel_aspect),
+                pixel_aspect,
                 frame_rate,
                 interlaced: v.is_interlaced(),
                 bitrate: nonzero(v.bitrate()),
@@ -263,6 +267,18 @@ fn from_info(path: &Path, info: &gst_pbutils::DiscovererInfo) -> Result<Probe> {
     })
 }
 
+/// `width:height` as displayed, reduced.
+pub fn display_aspect(width: u32, height: u32, par: Ratio) -> Ratio {
+    let w = u64::from(width) * u64::from(par.num.max(1));
+    let h = u64::from(height) * u64::from(par.den.max(1));
+    let g = gcd(w, h).max(1);
+    Ratio::new((w / g) as u32, (h / g) as u32)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 fn nonzero(v: u32) -> Option<u32> {
     (v > 0).then_some(v)
 }
@@ -311,4 +327,25 @@ pub(crate) fn file_uri(path: &Path) -> Result<String> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_aspects() {
+        assert_eq!(
+            display_aspect(1920, 1080, Ratio::new(1, 1)),
+            Ratio::new(16, 9)
+        );
+        assert_eq!(
+            display_aspect(720, 576, Ratio::new(16, 15)),
+            Ratio::new(4, 3)
+        );
+        assert_eq!(
+            display_aspect(720, 1280, Ratio::new(1, 1)),
+            Ratio::new(9, 16)
+        );
+    }
 }

@@ -132,3 +132,117 @@ pub(crate) fn verify(
         Err(PackagerError::Verify { problems })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::inspect::SegmentInfo;
+    use crate::package::{RenditionKind, RenditionSpec, StoredSegment};
+    use crate::store::LocalStore;
+
+    /// A video rendition whose segments start at `starts` and end at `end`,
+    /// written to `store` for real.
+    fn video(
+        store: &LocalStore,
+        id: &str,
+        starts: &[f64],
+        end: f64,
+        keyframes: bool,
+    ) -> RenditionState {
+        let mut segments = BTreeMap::new();
+        for (i, &start) in starts.iter().enumerate() {
+            let key = format!("video/{id}/seg_{:05}.m4s", i + 1);
+            store.put(&key, b"data", "video/iso.segment").unwrap();
+            let next = starts.get(i + 1).copied().unwrap_or(end);
+            segments.insert(
+                i as u32 + 1,
+                StoredSegment {
+                    key,
+                    size: 4,
+                    info: SegmentInfo {
+                        start,
+                        duration: Some(next - start),
+                        samples: 10,
+                        starts_with_keyframe: keyframes,
+                        codec: None,
+                        frame_duration: Some(0.04),
+                        end: Some(next),
+                    },
+                },
+            );
+        }
+        let playlist = format!("video/{id}/index.m3u8");
+        store
+            .put(&playlist, b"#EXTM3U\n", "application/vnd.apple.mpegurl")
+            .unwrap();
+        RenditionState {
+            spec: RenditionSpec {
+                id: id.into(),
+                kind: RenditionKind::Video {
+                    width: 640,
+                    height: 360,
+                    frame_rate: Some(25.0),
+                },
+                target_bitrate: 800_000,
+            },
+            init: None,
+            segments,
+            playlist: Some((playlist, 8)),
+        }
+    }
+
+    fn problems(result: Result<()>) -> Vec<String> {
+        match result {
+            Ok(()) => vec![],
+            Err(PackagerError::Verify { problems }) => problems,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+
+    #[test]
+    fn a_good_set_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let r = [
+            video(&store, "a", &[0.0, 6.0], 10.0, true),
+            video(&store, "b", &[0.0, 6.0], 10.0, true),
+        ];
+        assert_eq!(problems(verify(&store, &r, 10.0)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_kind_of_problem_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let r = [
+            video(&store, "a", &[0.0, 6.0], 10.0, true),
+            video(&store, "b", &[0.0, 6.04], 10.0, false),
+        ];
+        store.delete("video/a/seg_00002.m4s").unwrap();
+        let p = problems(verify(&store, &r, 12.0)).join("\n");
+        assert!(p.contains("seg_00002.m4s is missing"), "{p}");
+        assert!(p.contains("does not start on a keyframe"), "{p}");
+        assert!(
+            p.contains("segment 2 starts at 6.040 s in b but at 6.000 s in a"),
+            "{p}"
+        );
+        assert!(
+            p.contains("add up to 10.000 s but the input lasts 12.000 s"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn segment_counts_must_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let r = [
+            video(&store, "a", &[0.0, 6.0], 10.0, true),
+            video(&store, "b", &[0.0], 10.0, true),
+        ];
+        let p = problems(verify(&store, &r, 10.0)).join("\n");
+        assert!(p.contains("b has 1 segments but a has 2"), "{p}");
+    }
+}

@@ -32,14 +32,6 @@ pub enum FormatArg {
     Ts,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HwArg {
-    /// Use hardware where it is present, else the CPU.
-    Auto,
-    /// Software encoders only.
-    Cpu,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct TranscodeArgs {
     /// The media file to transcode.
@@ -55,8 +47,6 @@ pub struct TranscodeArgs {
     /// Target segment length in seconds (1 to 60).
     #[arg(long, default_value_t = 6.0)]
     pub segment_duration: f64,
-    #[arg(long, value_enum, default_value_t = HwArg::Auto)]
-    pub hw: HwArg,
     /// Print JSON-lines events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,

@@ -117,12 +117,14 @@ fn print_probe(p: &strata_engine::Probe) {
                 format!("{:.3} fps ({}/{})", r.as_f64(), r.num, r.den)
             });
             println!(
-                "video:     {} {}x{} (pixel aspect {}/{}), {}{}",
+                "video:     {} {}x{} (pixel aspect {}/{}, display {}:{}), {}{}",
                 v.codec,
                 v.width,
                 v.height,
                 v.pixel_aspect.num,
                 v.pixel_aspect.den,
+                v.display_aspect.num,
+                v.display_aspect.den,
                 fps,
                 if v.interlaced { ", interlaced" } else { "" }
             );

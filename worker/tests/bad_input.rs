@@ -106,3 +106,38 @@ fn failure_half_way_leaves_no_master() {
     // not published.
     assert!(out.join("video/720p/seg_00001.m4s").exists());
 }
+
+#[test]
+fn interrupt_stops_cleanly_without_publishing() {
+    use std::io::BufRead;
+    let input = fixture("1080p30-av");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "transcode",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first segment is out: the job is under way.
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().contains("\"event\":\"segment\"") {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!out.join("master.m3u8").exists());
+}

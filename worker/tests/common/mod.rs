@@ -74,12 +74,8 @@ pub fn playable_segment(playlist: &Path, pl: &m3u8_rs::MediaPlaylist, index: usi
     match map {
         None => seg,
         Some(m) => {
-            let joined = std::env::temp_dir().join(format!(
-                "strata-test-{}-{}-{}.mp4",
-                std::process::id(),
-                dir.file_name().unwrap().to_string_lossy(),
-                index
-            ));
+            // Beside the segment, inside the test's own temporary directory.
+            let joined = dir.join(format!("joined-{index}.mp4"));
             let mut data = std::fs::read(dir.join(&m.uri)).unwrap();
             data.extend(std::fs::read(&seg).unwrap());
             std::fs::write(&joined, data).unwrap();
