@@ -40,24 +40,18 @@ const KNOWN: &[(&str, ElementKind, &str, bool)] = &[
 impl Capabilities {
     /// Scan the GStreamer registry. Call after [`crate::init`].
     pub fn detect() -> Self {
-        let elements = KNOWN
-            .iter()
-            .filter(|(name, ..)| gst::ElementFactory::find(name).is_some())
-            .map(|&(name, kind, codec, hardware)| ElementCap {
-                element: name.into(),
-                kind,
-                codec: codec.into(),
-                hardware,
-            })
-            .collect();
-        Capabilities { elements }
+        Self::known_where(|name| gst::ElementFactory::find(name).is_some())
     }
 
     /// A capability set made of the named elements (for tests and overrides).
     pub fn from_names(names: &[&str]) -> Self {
+        Self::known_where(|name| names.contains(&name))
+    }
+
+    fn known_where(present: impl Fn(&str) -> bool) -> Self {
         let elements = KNOWN
             .iter()
-            .filter(|(name, ..)| names.contains(name))
+            .filter(|(name, ..)| present(name))
             .map(|&(name, kind, codec, hardware)| ElementCap {
                 element: name.into(),
                 kind,

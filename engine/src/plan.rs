@@ -119,6 +119,23 @@ impl Plan {
     }
 }
 
+/// The preferred encoder for `codec` on this machine; the error names
+/// `wanted`, the element a standard install would have.
+fn encoder_for(
+    caps: &Capabilities,
+    kind: ElementKind,
+    codec: &str,
+    wanted: &str,
+    purpose: &'static str,
+) -> Result<&'static encoders::EncoderEntry> {
+    caps.best(kind, codec)
+        .and_then(|e| encoders::entry(&e.element))
+        .ok_or(EngineError::MissingElement {
+            element: wanted.into(),
+            purpose,
+        })
+}
+
 pub fn plan(probe: &Probe, job: &JobSpec, caps: &Capabilities) -> Result<Plan> {
     if !(MIN_SEGMENT_DURATION..=MAX_SEGMENT_DURATION).contains(&job.segment_duration) {
         return Err(EngineError::InvalidJob(format!(
@@ -132,16 +149,13 @@ pub fn plan(probe: &Probe, job: &JobSpec, caps: &Capabilities) -> Result<Plan> {
         .video
         .as_ref()
         .map(|v| -> Result<VideoPlan> {
-            let enc = caps.best(ElementKind::VideoEncoder, "h264").ok_or(
-                EngineError::MissingElement {
-                    element: "x264enc".into(),
-                    purpose: "H.264 encoding",
-                },
+            let entry = encoder_for(
+                caps,
+                ElementKind::VideoEncoder,
+                "h264",
+                "x264enc",
+                "H.264 encoding",
             )?;
-            let entry = encoders::entry(&enc.element).ok_or(EngineError::MissingElement {
-                element: enc.element.clone(),
-                purpose: "H.264 encoding",
-            })?;
             let output_fps = ladder.output_fps(v);
             // Forced keyframes land on every boundary; the encoder's own
             // maximum only has to stay out of the way, so allow two segments.
@@ -175,16 +189,13 @@ pub fn plan(probe: &Probe, job: &JobSpec, caps: &Capabilities) -> Result<Plan> {
         .audio
         .as_ref()
         .map(|_| -> Result<AudioPlan> {
-            let enc =
-                caps.best(ElementKind::AudioEncoder, "aac")
-                    .ok_or(EngineError::MissingElement {
-                        element: "avenc_aac".into(),
-                        purpose: "AAC encoding",
-                    })?;
-            let entry = encoders::entry(&enc.element).ok_or(EngineError::MissingElement {
-                element: enc.element.clone(),
-                purpose: "AAC encoding",
-            })?;
+            let entry = encoder_for(
+                caps,
+                ElementKind::AudioEncoder,
+                "aac",
+                "avenc_aac",
+                "AAC encoding",
+            )?;
             let a = &ladder.audio;
             Ok(AudioPlan {
                 id: format!("aac_{}k", a.bitrate_kbps),
