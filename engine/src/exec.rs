@@ -18,7 +18,6 @@
 //! [`SegmentOut`] values, handed to a [`SegmentSink`] on the streaming thread
 //! as soon as a segment is complete.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -568,10 +567,6 @@ fn track_position(element: &gst::Element, shared: &Arc<Shared>, slot: usize) {
     );
 }
 
-/// Tell the muxer where segments start: right before the first keyframe
-/// (video) or buffer (audio) at or after each boundary. For TS the
-/// encoder's own force-key-unit event may arrive too, right before ours; the
-/// collector ignores a split that would make an empty segment.
 /// How a new segment is started.
 enum Split {
     /// An `FMP4MuxSplitNow` event pushed right before the segment's first buffer.
@@ -580,6 +575,8 @@ enum Split {
     Splitmux(gst::glib::WeakRef<gst::Element>),
 }
 
+/// Tell the muxer where segments start: right before the first keyframe
+/// (video) or buffer (audio) at or after each boundary.
 fn mark_splits(before_muxer: &gst::Element, split: Split, every: Duration, media: MediaKind) {
     let Some(pad) = before_muxer.static_pad("src") else {
         return;
@@ -870,11 +867,6 @@ fn classify(
         message: e.message().to_string(),
         debug: err.debug().map(|d| d.to_string()).unwrap_or_default(),
     }
-}
-
-/// For tests and tools: the path of a plan's input as a URI.
-pub fn input_uri(path: &Path) -> Result<String> {
-    crate::probe::file_uri(path)
 }
 
 #[cfg(test)]

@@ -111,14 +111,6 @@ pub struct Plan {
     pub audio: Option<AudioPlan>,
 }
 
-impl Plan {
-    /// Segment boundaries in running time: every segment (in every rendition)
-    /// starts at the first frame at or after `k * segment_duration`.
-    pub fn boundary(&self, k: u64) -> Duration {
-        self.segment_duration * k as u32
-    }
-}
-
 /// The preferred encoder for `codec` on this machine; the error names
 /// `wanted`, the element a standard install would have.
 fn encoder_for(
@@ -263,7 +255,6 @@ mod tests {
             &cpu(),
         )
         .unwrap();
-        assert_eq!(p.boundary(3), Duration::from_secs(18));
         let v = p.video.unwrap();
         assert_eq!(v.renditions.len(), 4);
         assert_eq!(v.renditions[0].encoder.element, "x264enc");
