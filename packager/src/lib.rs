@@ -5,13 +5,19 @@
 
 pub mod error;
 pub mod inspect;
+pub mod location;
 pub mod package;
 pub mod playlist;
+pub mod s3;
 pub mod store;
+pub mod upload;
 pub mod verify;
 
 pub use error::{PackagerError, Result};
+pub use location::Location;
 pub use package::{
     MASTER, Packager, Published, RenditionKind, RenditionReport, RenditionSpec, SegmentFormat,
 };
+pub use s3::{S3Settings, S3Store};
 pub use store::{LocalStore, Store};
+pub use upload::UploadQueue;

@@ -228,6 +228,8 @@ impl Packager {
     /// Write the media playlists, verify everything against the store and the
     /// input's duration (`expected`, seconds), then publish the master.
     pub fn finish(&self, expected: f64) -> Result<Published> {
+        // Every segment must be in the store before playlists name it.
+        self.store.flush()?;
         let mut state = self.state.lock().unwrap();
         for r in state.iter_mut() {
             if r.segments.is_empty() {
@@ -255,6 +257,7 @@ impl Packager {
             r.playlist = Some((key, text.len() as u64));
         }
 
+        self.store.flush()?;
         verify::verify(self.store.as_ref(), &state, expected)?;
 
         let reports: Vec<RenditionReport> = state.iter().map(report).collect();

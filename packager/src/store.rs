@@ -19,6 +19,11 @@ pub trait Store: Send + Sync {
     fn delete(&self, key: &str) -> Result<()>;
     /// Where `key` lives, for messages (a path or URI).
     fn locate(&self, key: &str) -> String;
+    /// Wait until every `put` so far is stored; report the first failure.
+    /// Stores that write synchronously have nothing to wait for.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Reject keys that could escape the output root or name nothing.

@@ -76,6 +76,16 @@ impl Events {
         );
     }
 
+    /// An object reached the store.
+    pub fn uploaded(&self, key: &str, bytes: u64) {
+        self.emit(json!({"event": "uploaded", "key": key, "bytes": bytes}));
+    }
+
+    /// The pipeline finished encoding (uploads may still be in flight).
+    pub fn encoded(&self) {
+        self.emit(json!({"event": "encoded"}));
+    }
+
     pub fn done(&self, master: &str, report: &serde_json::Value) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -5,6 +5,7 @@
 
 mod cli;
 mod events;
+mod storage;
 mod transcode;
 
 use std::process::ExitCode;
@@ -29,10 +30,18 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// An input that cannot be fetched or read (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return EXIT_USAGE;
+        }
+        if cause.downcast_ref::<InputError>().is_some() {
+            return EXIT_BAD_INPUT;
         }
         if let Some(e) = cause.downcast_ref::<EngineError>() {
             return match (e, e.class()) {
@@ -45,9 +54,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<PackagerError>() {
             return match e {
+                PackagerError::BadUri { .. } => EXIT_USAGE,
                 PackagerError::Write { .. }
                 | PackagerError::Read { .. }
-                | PackagerError::BadKey { .. } => EXIT_OUTPUT,
+                | PackagerError::BadKey { .. }
+                | PackagerError::S3 { .. }
+                | PackagerError::NoSuchBucket { .. }
+                | PackagerError::NotFound { .. }
+                | PackagerError::Upload { .. } => EXIT_OUTPUT,
                 _ => EXIT_INTERNAL,
             };
         }

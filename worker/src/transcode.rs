@@ -1,30 +1,30 @@
 //! `strata transcode`: probe, plan, run the pipeline into the packager, and
 //! publish (or not) — one job from start to finish.
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 use strata_engine::{
-    Capabilities, EngineError, JobSpec, Ladder, MediaKind, Part, Plan, Probe, SegmentOut,
-    SegmentSink,
+    Capabilities, EngineError, JobSpec, Ladder, Part, Plan, Probe, SegmentOut, SegmentSink,
 };
 use strata_packager::{
-    LocalStore, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat, Store,
+    Location, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat,
 };
 
 use crate::UsageError;
-use crate::cli::{FormatArg, TranscodeArgs};
+use crate::cli::{FormatArg, S3Args, TranscodeArgs};
 use crate::events::Events;
+use crate::storage;
 
 /// A transcode request, validated.
 pub struct TranscodeConfig {
-    pub input: PathBuf,
-    pub output: PathBuf,
+    pub input: Location,
+    pub output: Location,
     pub job: JobSpec,
+    pub s3: S3Args,
 }
 
 impl TranscodeConfig {
@@ -38,8 +38,9 @@ impl TranscodeConfig {
         }
         let ladder = Ladder::resolve(&args.ladder).map_err(|e| UsageError(e.to_string()))?;
         Ok(TranscodeConfig {
-            input: args.input.clone(),
-            output: args.output.clone(),
+            input: storage::parse_location(&args.input)?,
+            output: storage::parse_location(&args.output)?,
+            s3: args.s3.clone(),
             job: JobSpec {
                 ladder,
                 format: match args.format {
@@ -119,18 +120,21 @@ pub fn run(
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
     strata_engine::init()?;
-    let probe = strata_engine::probe(&config.input)?;
+    // Validate the output before any work: a missing bucket or an unwritable
+    // directory fails in a second, not after the encode.
+    let observer_events = events.clone();
+    let store = storage::open_output(
+        &config.output,
+        &config.s3,
+        Box::new(move |key, bytes| observer_events.uploaded(key, bytes)),
+    )?;
+    let input = storage::fetch_input(&config.input, &config.s3)?;
+    let probe = strata_engine::probe(&input.path)?;
     events.probe(&probe);
     let probe_ms = started.elapsed().as_millis();
 
     let caps = Capabilities::detect();
     let plan = strata_engine::plan(&probe, &config.job, &caps)?;
-    let store: Arc<dyn Store> = Arc::new(LocalStore::open(&config.output).with_context(|| {
-        format!(
-            "cannot use {} as the output directory",
-            config.output.display()
-        )
-    })?);
     let format = match plan.format {
         strata_engine::Format::Cmaf => SegmentFormat::Cmaf,
         strata_engine::Format::Ts => SegmentFormat::Ts,
@@ -164,6 +168,7 @@ pub fn run(
         Err(e) => return Err(e.into()),
     };
     let encode_ms = encode_started.elapsed().as_millis();
+    events.encoded();
 
     let package_started = Instant::now();
     let published = packager.finish(probe.duration.as_secs_f64())?;
@@ -171,6 +176,8 @@ pub fn run(
 
     let encode_secs = encode_ms as f64 / 1000.0;
     let report = json!({
+        "source": config.input.to_string(),
+        "output": config.output.to_string(),
         "input": probe,
         "format": published.format,
         "segment_duration": config.job.segment_duration.as_secs_f64(),
@@ -201,7 +208,7 @@ pub fn run(
     });
     let text = serde_json::to_vec_pretty(&report)?;
     store.put("report.json", &text, "application/json")?;
+    store.flush()?;
     events.done(&published.master, &report);
-    let _ = MediaKind::Video;
     Ok(report)
 }
