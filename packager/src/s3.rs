@@ -55,6 +55,8 @@ pub struct S3Settings {
     pub storage_class: Option<String>,
     pub part_size: usize,
     pub max_attempts: u32,
+    /// Access key and secret; `None` uses the standard AWS chain.
+    pub credentials: Option<(String, String)>,
 }
 
 impl S3Settings {
@@ -68,6 +70,7 @@ impl S3Settings {
             storage_class: None,
             part_size: DEFAULT_PART_SIZE,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            credentials: None,
         }
     }
 }
@@ -127,6 +130,11 @@ impl S3Store {
             loader = loader.region(aws_config::Region::new(
                 region.unwrap_or_else(|| "us-east-1".into()),
             ));
+            if let Some((key, secret)) = &settings.credentials {
+                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    key, secret, None, None, "strata",
+                ));
+            }
             let shared = loader.load().await;
             let mut cfg = aws_sdk_s3::config::Builder::from(&shared)
                 // Our own retry loop below: it is the one we test.

@@ -8,51 +8,14 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 fn play(shape: &str, format: &str) {
-    let player = repo_root().join("fixtures/player");
-    assert!(
-        player.join("node_modules/hls.js").exists()
-            && player.join("node_modules/playwright-core").exists(),
-        "run `npm install` in {} (scripts/test.sh does) before the playback tests",
-        player.display()
-    );
     let input = fixture(shape);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     assert_ok(&transcode(&input, &out, &["--format", format]));
-    let levels = master(&out).variants.len();
-
-    let run = Command::new("node")
-        .arg(player.join("play.mjs"))
-        .arg(&out)
-        .output()
-        .expect("run node");
-    assert!(
-        run.status.success(),
-        "player failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "player output {e}: {}",
-            String::from_utf8_lossy(&run.stdout)
-        )
-    });
-    assert!(r["fatal"].is_null(), "fatal hls.js error: {r}");
-    let played = r["levels"].as_array().unwrap();
-    assert_eq!(played.len(), levels, "{r}");
-    for l in played {
-        assert_eq!(
-            l["sized"], true,
-            "level did not decode at its advertised size: {l}"
-        );
-        assert_eq!(l["advanced"], true, "playback did not advance: {l}");
-    }
-    assert_eq!(r["ended"], true, "end not reached: {r}");
+    assert_plays(&out);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! `strata` binary, and independent checks of its output through ffprobe.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,8 +32,13 @@ pub fn fixture(shape: &str) -> PathBuf {
 }
 
 pub fn strata(args: &[&str]) -> Output {
+    strata_env(args, &[])
+}
+
+pub fn strata_env(args: &[&str], env: &[(&str, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run strata")
 }
@@ -151,4 +158,45 @@ pub fn input_stream_duration(path: &Path, kind: &str) -> f64 {
 pub fn rational(s: &str) -> f64 {
     let (n, d) = s.split_once('/').unwrap_or((s, "1"));
     n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap()
+}
+
+/// Play a published output with hls.js in headless Chromium
+/// (fixtures/player/play.mjs): every level locked in turn must decode at its
+/// advertised size and advance, the end must be reached, and no fatal error.
+pub fn assert_plays(out: &Path) {
+    let player = repo_root().join("fixtures/player");
+    assert!(
+        player.join("node_modules/hls.js").exists()
+            && player.join("node_modules/playwright-core").exists(),
+        "run `npm install` in {} (scripts/test.sh does) before the playback tests",
+        player.display()
+    );
+    let levels = master(out).variants.len();
+    let run = Command::new("node")
+        .arg(player.join("play.mjs"))
+        .arg(out)
+        .output()
+        .expect("run node");
+    assert!(
+        run.status.success(),
+        "player failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "player output {e}: {}",
+            String::from_utf8_lossy(&run.stdout)
+        )
+    });
+    assert!(r["fatal"].is_null(), "fatal hls.js error: {r}");
+    let played = r["levels"].as_array().unwrap();
+    assert_eq!(played.len(), levels, "{r}");
+    for l in played {
+        assert_eq!(
+            l["sized"], true,
+            "level did not decode at its advertised size: {l}"
+        );
+        assert_eq!(l["advanced"], true, "playback did not advance: {l}");
+    }
+    assert_eq!(r["ended"], true, "end not reached: {r}");
 }
