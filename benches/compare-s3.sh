@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Whole-job time with local output vs S3 output (s3s-fs on loopback), same
-# input: the 60 s 1080p30 ladder of compare-ffmpeg.sh. Uploads overlap the
-# encode, so S3 should add little. Prints a Markdown table.
+# input and the default 4-rung ladder. Uploads overlap the encode, so S3
+# should add little. Prints a Markdown table.
 #
-#   benches/compare-s3.sh [RUNS]      (default 1 run each; the best is kept)
+#   benches/compare-s3.sh [RUNS] [SHAPE]   (default 1 run, bench-noise-1080p30-60s:
+#                                           noise, so every rung spends its full bit rate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1}
+shape=${2:-bench-noise-1080p30-60s}
 
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
@@ -14,7 +16,7 @@ cargo build --release --locked -q -p strata
 strata="$CARGO_TARGET_DIR/release/strata"
 s3s="$HOME/.cache/strata-tools/bin/s3s-fs"
 [ -x "$s3s" ] || cargo install --locked --quiet s3s-fs@0.14.1 --features binary --root "$HOME/.cache/strata-tools"
-input=$(bash fixtures/make-media.sh bench-1080p30-60s fixtures/cache)
+input=$(bash fixtures/make-media.sh "$shape" fixtures/cache)
 
 work=$(mktemp -d)
 while port=$((20000 + RANDOM % 30000)); (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do :; done

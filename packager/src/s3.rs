@@ -11,6 +11,7 @@
 //! queue's threads, never from async code: it owns a small tokio runtime and
 //! blocks on it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -376,25 +377,6 @@ impl S3Store {
             out.cache_control().map(Into::into),
         ))
     }
-
-    /// Keys of multipart uploads not completed or aborted.
-    pub fn pending_multipart_uploads(&self) -> Result<Vec<String>> {
-        let location = format!("s3://{}", self.settings.bucket);
-        let out = self
-            .runtime
-            .block_on(self.retry("list-multipart-uploads", &location, || {
-                self.client
-                    .list_multipart_uploads()
-                    .bucket(&self.settings.bucket)
-                    .send()
-            }))
-            .map_err(|f| f.into_error(&location))?;
-        Ok(out
-            .uploads()
-            .iter()
-            .filter_map(|u| u.key().map(Into::into))
-            .collect())
-    }
 }
 
 enum Failure {
@@ -414,7 +396,7 @@ impl Failure {
 }
 
 /// Throttling, server errors and failures to reach the server are worth
-/// another try; anything else (auth, bad request) is not.
+/// another try; anything else (auth, bad request, 501 Not Implemented) is not.
 fn is_transient<E: ProvideErrorMetadata>(
     err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     status: Option<u16>,
@@ -424,7 +406,7 @@ fn is_transient<E: ProvideErrorMetadata>(
             true
         }
         SdkError::ServiceError(_) => {
-            status.is_some_and(|s| s >= 500 || s == 429)
+            status.is_some_and(|s| (s >= 500 && s != 501) || s == 429)
                 || err.code().is_some_and(|c| {
                     matches!(
                         c,
@@ -502,6 +484,39 @@ impl Store for S3Store {
             Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
             Err(Failure::NotFound) => Ok(None),
             Err(Failure::Other(e)) => Err(e),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+        let base = match self.settings.prefix.as_str() {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        let full = format!("{base}{prefix}");
+        let location = self.locate(prefix);
+        let mut found = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .runtime
+                .block_on(self.retry("list", &location, || {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.settings.bucket)
+                        .prefix(&full)
+                        .set_continuation_token(token.clone())
+                        .send()
+                }))
+                .map_err(|f| f.into_error(&location))?;
+            for o in out.contents() {
+                if let Some(key) = o.key().and_then(|k| k.strip_prefix(&base)) {
+                    found.insert(key.to_string(), o.size().unwrap_or(0).max(0) as u64);
+                }
+            }
+            token = out.next_continuation_token().map(Into::into);
+            if token.is_none() {
+                return Ok(found);
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! no leading `/`. Every put replaces the whole object atomically, so a
 //! reader never sees half a segment or half a playlist.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,9 @@ pub trait Store: Send + Sync {
     fn delete(&self, key: &str) -> Result<()>;
     /// Where `key` lives, for messages (a path or URI).
     fn locate(&self, key: &str) -> String;
+    /// Every object under `prefix` (a key prefix, `""` for all) with its
+    /// size: one listing instead of a request per object.
+    fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>>;
     /// Wait until every `put` so far is stored; report the first failure.
     /// Stores that write synchronously have nothing to wait for.
     fn flush(&self) -> Result<()> {
@@ -154,6 +158,32 @@ impl Store for LocalStore {
     fn locate(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
     }
+
+    fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+        let mut found = BTreeMap::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let read_err = |source| PackagerError::Read {
+                key: dir.display().to_string(),
+                source,
+            };
+            for entry in std::fs::read_dir(&dir).map_err(read_err)? {
+                let entry = entry.map_err(read_err)?;
+                let meta = entry.metadata().map_err(read_err)?;
+                if meta.is_dir() {
+                    dirs.push(entry.path());
+                } else if let Ok(rel) = entry.path().strip_prefix(&self.root) {
+                    let key = rel
+                        .to_string_lossy()
+                        .replace(std::path::MAIN_SEPARATOR, "/");
+                    if key.starts_with(prefix) {
+                        found.insert(key, meta.len());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +206,11 @@ mod tests {
         assert_eq!(s.size("a/b.m4s").unwrap(), Some(3));
         s.delete("a/b.m4s").unwrap();
         assert_eq!(s.size("a/b.m4s").unwrap(), None);
+        s.put("a/c/d.ts", b"abcd", "video/mp2t").unwrap();
+        s.put("b/e.ts", b"ab", "video/mp2t").unwrap();
+        let listed: Vec<(String, u64)> = s.list("a/").unwrap().into_iter().collect();
+        assert_eq!(listed, vec![("a/c/d.ts".to_string(), 4)]);
+        assert_eq!(s.list("").unwrap().len(), 2);
         s.delete("a/b.m4s").unwrap();
         assert!(s.put("../x", b"", "x").is_err());
     }

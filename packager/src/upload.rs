@@ -10,6 +10,7 @@
 //! A failed upload makes every later `put` fail at once, so the pipeline
 //! stops instead of encoding into the void.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
@@ -172,6 +173,10 @@ impl Store for UploadQueue {
         self.shared.inner.delete(key)
     }
 
+    fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+        self.shared.inner.list(prefix)
+    }
+
     fn locate(&self, key: &str) -> String {
         self.shared.inner.locate(key)
     }
@@ -221,6 +226,9 @@ mod tests {
         }
         fn delete(&self, key: &str) -> Result<()> {
             self.0.delete(key)
+        }
+        fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+            self.0.list(prefix)
         }
         fn locate(&self, key: &str) -> String {
             self.0.locate(key)
