@@ -358,20 +358,31 @@ impl S3Store {
         })
     }
 
-    /// Content-Type and Cache-Control of an object, as the server reports them.
-    pub fn headers(&self, key: &str) -> Result<(Option<String>, Option<String>)> {
+    /// HEAD an object: `None` when it does not exist.
+    fn head(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>> {
         let object_key = self.object_key(key)?;
         let location = self.locate(key);
-        let out = self
-            .runtime
-            .block_on(self.retry("head", &location, || {
-                self.client
-                    .head_object()
-                    .bucket(&self.settings.bucket)
-                    .key(&object_key)
-                    .send()
-            }))
-            .map_err(|f| f.into_error(&location))?;
+        match self.runtime.block_on(self.retry("head", &location, || {
+            self.client
+                .head_object()
+                .bucket(&self.settings.bucket)
+                .key(&object_key)
+                .send()
+        })) {
+            Ok(out) => Ok(Some(out)),
+            Err(Failure::NotFound) => Ok(None),
+            Err(Failure::Other(e)) => Err(e),
+        }
+    }
+
+    /// Content-Type and Cache-Control of an object, as the server reports them.
+    pub fn headers(&self, key: &str) -> Result<(Option<String>, Option<String>)> {
+        let out = self.head(key)?.ok_or_else(|| PackagerError::NotFound {
+            location: self.locate(key),
+        })?;
         Ok((
             out.content_type().map(Into::into),
             out.cache_control().map(Into::into),
@@ -472,19 +483,9 @@ impl Store for S3Store {
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>> {
-        let object_key = self.object_key(key)?;
-        let location = self.locate(key);
-        match self.runtime.block_on(self.retry("head", &location, || {
-            self.client
-                .head_object()
-                .bucket(&self.settings.bucket)
-                .key(&object_key)
-                .send()
-        })) {
-            Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
-            Err(Failure::NotFound) => Ok(None),
-            Err(Failure::Other(e)) => Err(e),
-        }
+        Ok(self
+            .head(key)?
+            .map(|out| out.content_length().unwrap_or(0).max(0) as u64))
     }
 
     fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {

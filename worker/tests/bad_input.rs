@@ -109,29 +109,21 @@ fn failure_half_way_leaves_no_master() {
 
 #[test]
 fn interrupt_stops_cleanly_without_publishing() {
-    use std::io::BufRead;
     let input = fixture("1080p30-av");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
+    // Interrupt once the first segment is out: the job is under way.
+    let mut child = spawn_until(
+        &[
             "transcode",
             input.to_str().unwrap(),
             "-o",
             out.to_str().unwrap(),
             "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Interrupt once the first segment is out: the job is under way.
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    for line in stdout.lines() {
-        if line.unwrap().contains("\"event\":\"segment\"") {
-            break;
-        }
-    }
+        ],
+        &[],
+        "\"event\":\"segment\"",
+    );
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -117,32 +117,23 @@ fn s3_in_s3_out_plays_with_headers_and_streams_uploads() {
 
 #[test]
 fn failure_mid_job_leaves_no_master_and_the_rerun_succeeds() {
-    use std::io::BufRead;
     let mut server = S3Server::start();
     let vod = server.bucket("vod");
     let input = fixture("1080p30-av");
     let output = format!("s3://{vod}/job/");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
+    // Stop the server as soon as the first object has been stored.
+    let child = spawn_until(
+        &[
             "transcode",
             input.to_str().unwrap(),
             "-o",
             &output,
             "--json",
-        ])
-        .envs(server.env())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Stop the server as soon as the first segment has been stored.
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    for line in stdout.lines() {
-        if line.unwrap().contains("\"event\":\"uploaded\"") {
-            server.stop();
-            break;
-        }
-    }
+        ],
+        &server.env(),
+        "\"event\":\"uploaded\"",
+    );
+    server.stop();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");

@@ -43,6 +43,30 @@ pub fn strata_env(args: &[&str], env: &[(&str, String)]) -> Output {
         .expect("run strata")
 }
 
+/// Start `strata ARGS` with JSON events on stdout and return once an event
+/// line containing `needle` was printed (the rest of stdout is discarded).
+pub fn spawn_until(args: &[&str], env: &[(&str, String)], needle: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start strata");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().contains(needle) {
+            return child;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "strata ended without printing {needle}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn transcode(input: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "transcode",
