@@ -8,7 +8,7 @@ PKGS=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  ffmpeg chromium nodejs npm
+  ffmpeg chromium nodejs npm postgresql
 )
 
 missing=()
