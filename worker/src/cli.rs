@@ -22,6 +22,109 @@ pub enum Command {
     Transcode(TranscodeArgs),
     /// Print what a media file holds.
     Probe(ProbeArgs),
+    /// Queue a transcode (or a batch of them); prints the job id last.
+    Submit(SubmitArgs),
+    /// Show one queued job: state, attempts, progress, error, events.
+    Status(JobIdArgs),
+    /// List queued jobs.
+    Jobs(JobsArgs),
+    /// Cancel a queued or running job.
+    Cancel(JobIdArgs),
+    /// Put a failed or cancelled job back in the queue.
+    Retry(JobIdArgs),
+    /// Run jobs from the queue until stopped (SIGTERM drains, a second signal aborts).
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueArgs {
+    /// sqlite://PATH or postgres://...; default: a SQLite file in the user's data directory.
+    #[arg(long, env = "STRATA_QUEUE")]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The media file: a path or s3://bucket/key.
+    #[arg(required_unless_present = "batch")]
+    pub input: Option<String>,
+    /// Output directory or s3://bucket/prefix.
+    #[arg(short, long, required_unless_present = "batch")]
+    pub output: Option<String>,
+    /// A file of "INPUT OUTPUT" lines, one job each (archive re-encodes).
+    #[arg(long, conflicts_with_all = ["input", "output"])]
+    pub batch: Option<PathBuf>,
+    #[arg(long, default_value = "default")]
+    pub ladder: String,
+    #[arg(long, value_enum, default_value_t = FormatArg::Cmaf)]
+    pub format: FormatArg,
+    #[arg(long, default_value_t = 6.0)]
+    pub segment_duration: f64,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Submitting the same key again returns the existing job.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Follow the job until it ends; exit non-zero unless it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct JobIdArgs {
+    pub id: i64,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct JobsArgs {
+    #[arg(long, value_enum)]
+    pub state: Option<StateArg>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Jobs at once (default: half the CPU cores, at least 1: one CPU
+    /// transcode already keeps two cores busy).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Lease length in seconds; renewed every third of it.
+    #[arg(long, default_value_t = 60)]
+    pub lease_secs: u64,
+    /// On SIGTERM, how long running jobs may take before they are released.
+    #[arg(long, default_value_t = 30)]
+    pub grace_secs: u64,
+    /// Milliseconds between polls of an empty queue.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Name in the queue (default host-pid).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

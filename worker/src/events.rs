@@ -12,6 +12,8 @@ pub struct Events {
     json: bool,
     bar: Option<ProgressBar>,
     out: Mutex<std::io::Stdout>,
+    /// Latest (fraction, fps), for the worker's heartbeat.
+    latest: Mutex<(f64, f64)>,
 }
 
 impl Events {
@@ -26,10 +28,15 @@ impl Events {
             );
             bar
         });
+        Self::with(json, bar)
+    }
+
+    fn with(json: bool, bar: Option<ProgressBar>) -> Self {
         Events {
             json,
             bar,
             out: Mutex::new(std::io::stdout()),
+            latest: Mutex::new((0.0, 0.0)),
         }
     }
 
@@ -51,6 +58,7 @@ impl Events {
         } else {
             p.position.as_secs_f64() / p.duration.as_secs_f64()
         };
+        *self.latest.lock().unwrap() = (fraction.clamp(0.0, 1.0), p.fps);
         if let Some(bar) = &self.bar {
             bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
             bar.set_message(format!(
@@ -74,6 +82,16 @@ impl Events {
         self.emit(
             json!({"event": "segment", "rendition": rendition, "index": index, "bytes": bytes}),
         );
+    }
+
+    /// Silent: only remembers the latest progress (jobs run by a worker).
+    pub fn quiet() -> Self {
+        Self::with(false, None)
+    }
+
+    /// Latest (fraction done, fps).
+    pub fn latest(&self) -> (f64, f64) {
+        *self.latest.lock().unwrap()
     }
 
     /// An object reached the store.

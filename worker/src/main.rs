@@ -5,6 +5,7 @@
 
 mod cli;
 mod events;
+mod jobs;
 mod storage;
 mod transcode;
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use strata_engine::{EngineError, ErrorClass};
 use strata_packager::PackagerError;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Transcode(a) => a.json,
         Command::Probe(a) => a.json,
+        _ => false,
     };
     let events = Arc::new(events::Events::new(json));
     match run(cli, events.clone()) {
@@ -108,6 +110,15 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
             transcode::run(&config, events, &cancel)?;
             Ok(())
         }
+        Command::Submit(args) => block_on(jobs::submit(&args)),
+        Command::Status(args) => block_on(jobs::status(&args)),
+        Command::Jobs(args) => block_on(jobs::list(&args)),
+        Command::Cancel(args) => block_on(jobs::cancel(&args)),
+        Command::Retry(args) => block_on(jobs::retry(&args)),
+        Command::Worker(args) => {
+            strata_engine::init()?;
+            block_on(jobs::worker(&args))
+        }
         Command::Probe(args) => {
             strata_engine::init()?;
             let probe = strata_engine::probe(&args.input)?;
@@ -119,6 +130,14 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
 }
 
 fn print_probe(p: &strata_engine::Probe) {

@@ -527,6 +527,27 @@ impl Queue {
         Ok(state)
     }
 
+    /// Give a running job back without counting the attempt (a draining
+    /// worker that ran out of grace time).
+    pub async fn release(&self, id: i64, worker: &str) -> Result<bool> {
+        let done = sqlx::query(self.sql(
+            "UPDATE strata_jobs SET state = 'queued', attempts = attempts - 1, lease_until = NULL, run_after = $1,
+                 updated_at = $1
+             WHERE id = $2 AND worker = $3 AND state = 'running'",
+        ))
+        .bind(now_ms())
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        let ours = done.rows_affected() == 1;
+        if ours {
+            self.event(id, "released", Some(worker)).await?;
+        }
+        Ok(ours)
+    }
+
     /// Cancel a queued or running job (a running one stops at its next heartbeat).
     pub async fn cancel(&self, id: i64) -> Result<()> {
         self.transition(id, &["queued", "running"], "cancelled", "cancel")

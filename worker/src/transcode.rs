@@ -29,25 +29,48 @@ pub struct TranscodeConfig {
 
 impl TranscodeConfig {
     pub fn from_args(args: &TranscodeArgs) -> Result<Self> {
-        let seconds = args.segment_duration;
-        if !seconds.is_finite() || !(1.0..=60.0).contains(&seconds) {
+        let format = match args.format {
+            FormatArg::Cmaf => "cmaf",
+            FormatArg::Ts => "ts",
+        };
+        Self::new(
+            &args.input,
+            &args.output,
+            &args.ladder,
+            format,
+            args.segment_duration,
+            &args.s3,
+        )
+    }
+
+    /// Validate a request given as strings (from the command line or a
+    /// queued job).
+    pub fn new(
+        input: &str,
+        output: &str,
+        ladder: &str,
+        format: &str,
+        segment_seconds: f64,
+        s3: &S3Args,
+    ) -> Result<Self> {
+        if !segment_seconds.is_finite() || !(1.0..=60.0).contains(&segment_seconds) {
             return Err(UsageError(format!(
-                "--segment-duration {seconds} must be between 1 and 60 seconds"
+                "--segment-duration {segment_seconds} must be between 1 and 60 seconds"
             ))
             .into());
         }
-        let ladder = Ladder::resolve(&args.ladder).map_err(|e| UsageError(e.to_string()))?;
+        let ladder = Ladder::resolve(ladder).map_err(|e| UsageError(e.to_string()))?;
+        let format = format
+            .parse::<strata_engine::Format>()
+            .map_err(UsageError)?;
         Ok(TranscodeConfig {
-            input: storage::parse_location(&args.input)?,
-            output: storage::parse_location(&args.output)?,
-            s3: args.s3.clone(),
+            input: storage::parse_location(input)?,
+            output: storage::parse_location(output)?,
+            s3: s3.clone(),
             job: JobSpec {
                 ladder,
-                format: match args.format {
-                    FormatArg::Cmaf => strata_engine::Format::Cmaf,
-                    FormatArg::Ts => strata_engine::Format::Ts,
-                },
-                segment_duration: Duration::from_secs_f64(seconds),
+                format,
+                segment_duration: Duration::from_secs_f64(segment_seconds),
             },
         })
     }

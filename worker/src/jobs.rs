@@ -1,0 +1,380 @@
+//! Queue commands (`submit`, `status`, `jobs`, `cancel`, `retry`) and the
+//! `strata worker` runtime.
+//!
+//! ```text
+//! worker loop ─ permit ─► claim ─► spawn_blocking(transcode) ──► succeed | fail | release
+//!                                    ▲ cancel flag
+//!               heartbeat every lease/3 ┘ (lease lost or job cancelled ─► stop the pipeline)
+//! SIGTERM/SIGINT: stop claiming, let running jobs finish within the grace
+//! period, then stop and release them; a second signal does that at once.
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use strata_worker::queue::{Job, JobRequest, JobState, Queue};
+use tokio::sync::Semaphore;
+
+use crate::cli::{FormatArg, JobIdArgs, JobsArgs, QueueArgs, StateArg, SubmitArgs, WorkerArgs};
+use crate::events::Events;
+use crate::transcode::{self, TranscodeConfig};
+
+/// The queue URL: `--queue`, else `STRATA_QUEUE` (clap reads both), else a
+/// SQLite file in the user's data directory.
+pub fn queue_url(args: &QueueArgs) -> Result<String> {
+    if let Some(url) = &args.queue {
+        return Ok(url.clone());
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("neither XDG_DATA_HOME nor HOME is set; pass --queue")?;
+    let dir = base.join("strata");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(format!("sqlite://{}", dir.join("queue.db").display()))
+}
+
+async fn open(args: &QueueArgs) -> Result<Queue> {
+    let url = queue_url(args)?;
+    Ok(Queue::connect(&url).await?)
+}
+
+/// Local paths become absolute: a worker may run in another directory.
+fn absolute(arg: &str) -> String {
+    match strata_packager::Location::parse(arg) {
+        Ok(strata_packager::Location::Local(p)) => {
+            std::path::absolute(&p).map_or_else(|_| arg.to_string(), |a| a.display().to_string())
+        }
+        _ => arg.to_string(),
+    }
+}
+
+fn request(args: &SubmitArgs, input: &str, output: &str) -> JobRequest {
+    let mut r = JobRequest::new(&absolute(input), &absolute(output));
+    r.ladder = args.ladder.clone();
+    r.format = match args.format {
+        FormatArg::Cmaf => "cmaf".into(),
+        FormatArg::Ts => "ts".into(),
+    };
+    r.segment_duration = args.segment_duration;
+    r.priority = args.priority;
+    r.max_attempts = args.max_attempts;
+    r.idempotency_key = args.idempotency_key.clone();
+    r
+}
+
+pub async fn submit(args: &SubmitArgs) -> Result<()> {
+    let q = open(&args.queue).await?;
+    let mut pairs = Vec::new();
+    if let Some(batch) = &args.batch {
+        let text = std::fs::read_to_string(batch)
+            .with_context(|| format!("cannot read {}", batch.display()))?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(i), Some(o), None) => pairs.push((i.to_string(), o.to_string())),
+                _ => bail!(crate::UsageError(format!(
+                    "{}:{}: expected \"INPUT OUTPUT\", got {line:?}",
+                    batch.display(),
+                    n + 1
+                ))),
+            }
+        }
+    } else {
+        pairs.push((
+            args.input.clone().unwrap_or_default(),
+            args.output.clone().unwrap_or_default(),
+        ));
+    }
+    let mut last = 0;
+    for (input, output) in &pairs {
+        let req = request(args, input, output);
+        let (id, created) = q
+            .submit(&req)
+            .await
+            .map_err(|e| crate::UsageError(format!("{input}: {e}")))?;
+        if !created {
+            eprintln!(
+                "job {id} already exists for idempotency key {:?}",
+                req.idempotency_key.unwrap_or_default()
+            );
+        }
+        last = id;
+        if pairs.len() > 1 {
+            println!("{id} {input} {output}");
+        }
+    }
+    if args.wait {
+        let job = follow(&q, last).await?;
+        if job.state != JobState::Succeeded {
+            println!("{last}");
+            bail!(
+                "job {last} ended {}: {}",
+                job.state.as_str(),
+                job.error.unwrap_or_default()
+            );
+        }
+    }
+    println!("{last}");
+    Ok(())
+}
+
+async fn follow(q: &Queue, id: i64) -> Result<Job> {
+    let mut last_progress = -1.0;
+    loop {
+        let job = q.get(id).await?;
+        if (job.progress - last_progress).abs() >= 0.01 {
+            last_progress = job.progress;
+            eprintln!(
+                "job {id}: {} {:.0}% {:.0} fps",
+                job.state.as_str(),
+                job.progress * 100.0,
+                job.fps
+            );
+        }
+        if matches!(
+            job.state,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        ) {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn status(args: &JobIdArgs) -> Result<()> {
+    let q = open(&args.queue).await?;
+    let job = q.get(args.id).await?;
+    let events = q.events(args.id).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"job": job, "events": events}))?
+        );
+        return Ok(());
+    }
+    println!("job {}: {}", job.id, job.state.as_str());
+    println!("  {} -> {}", job.request.input, job.request.output);
+    println!(
+        "  attempts {}/{}, progress {:.0}%, {:.1} fps",
+        job.attempts,
+        job.request.max_attempts,
+        job.progress * 100.0,
+        job.fps
+    );
+    if let Some(w) = &job.worker {
+        println!("  worker {w}");
+    }
+    if let Some(e) = &job.error {
+        println!("  error: {e}");
+    }
+    for e in events {
+        println!("  {} {} {}", e.at, e.kind, e.detail.unwrap_or_default());
+    }
+    Ok(())
+}
+
+pub async fn list(args: &JobsArgs) -> Result<()> {
+    let q = open(&args.queue).await?;
+    let state = args.state.map(|s| match s {
+        StateArg::Queued => JobState::Queued,
+        StateArg::Running => JobState::Running,
+        StateArg::Succeeded => JobState::Succeeded,
+        StateArg::Failed => JobState::Failed,
+        StateArg::Cancelled => JobState::Cancelled,
+    });
+    let jobs = q.list(state).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        return Ok(());
+    }
+    for j in jobs {
+        println!(
+            "{:>6} {:<9} {:>3}% {}/{} {} -> {}",
+            j.id,
+            j.state.as_str(),
+            (j.progress * 100.0).round(),
+            j.attempts,
+            j.request.max_attempts,
+            j.request.input,
+            j.request.output
+        );
+    }
+    Ok(())
+}
+
+pub async fn cancel(args: &JobIdArgs) -> Result<()> {
+    open(&args.queue).await?.cancel(args.id).await?;
+    Ok(())
+}
+
+pub async fn retry(args: &JobIdArgs) -> Result<()> {
+    open(&args.queue).await?.retry(args.id).await?;
+    Ok(())
+}
+
+/// Why a running job's pipeline was told to stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    None,
+    /// The queue no longer gives it to us (cancelled, or lease lost).
+    LostJob,
+    /// This worker is shutting down.
+    Shutdown,
+}
+
+pub async fn worker(args: &WorkerArgs) -> Result<()> {
+    let q = open(&args.queue).await?;
+    let id = args.worker_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let concurrency = args.concurrency.unwrap_or((cores / 2).max(1)).max(1);
+    let lease = Duration::from_secs(args.lease_secs.max(3));
+    let permits = Arc::new(Semaphore::new(concurrency));
+    // Set on shutdown; running jobs watch it.
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    eprintln!(
+        "strata worker {id}: {concurrency} job(s) at once, queue {}",
+        queue_url(&args.queue)?
+    );
+
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p?,
+            _ = sigterm.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let claimed = q.claim(&id, lease).await?;
+        let Some(job) = claimed else {
+            drop(permit);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => continue,
+                _ = sigterm.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        };
+        eprintln!(
+            "strata worker {id}: running job {} ({} -> {})",
+            job.id, job.request.input, job.request.output
+        );
+        let (q2, id2, s3, shutdown2) = (q.clone(), id.clone(), args.s3.clone(), shutdown.clone());
+        running.spawn(async move {
+            let _permit = permit;
+            run_job(&q2, &id2, job, lease, &s3, &shutdown2).await
+        });
+        // Reap finished jobs so errors are reported as they happen.
+        while let Some(done) = running.try_join_next() {
+            report(done);
+        }
+    }
+
+    // Draining: no new claims. Let running jobs finish within the grace period.
+    eprintln!(
+        "strata worker {id}: draining {} running job(s)",
+        running.len()
+    );
+    let grace = tokio::time::sleep(Duration::from_secs(args.grace_secs));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            done = running.join_next() => match done {
+                Some(done) => report(done),
+                None => break,
+            },
+            _ = &mut grace => { shutdown.store(true, Ordering::SeqCst); }
+            _ = sigterm.recv() => { shutdown.store(true, Ordering::SeqCst); }
+            _ = tokio::signal::ctrl_c() => { shutdown.store(true, Ordering::SeqCst); }
+        }
+    }
+    eprintln!("strata worker {id}: stopped");
+    Ok(())
+}
+
+fn report(done: std::result::Result<Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("strata worker: {e:#}"),
+        Err(e) => eprintln!("strata worker: job task failed: {e}"),
+    }
+}
+
+async fn run_job(
+    q: &Queue,
+    worker: &str,
+    job: Job,
+    lease: Duration,
+    s3: &crate::cli::S3Args,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<()> {
+    let r = &job.request;
+    let config = match TranscodeConfig::new(
+        &r.input,
+        &r.output,
+        &r.ladder,
+        &r.format,
+        r.segment_duration,
+        s3,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            q.fail(job.id, worker, &format!("{e:#}")).await?;
+            return Ok(());
+        }
+    };
+    let events = Arc::new(Events::quiet());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (ev, cx) = (events.clone(), cancel.clone());
+    // GStreamer and the blocking store calls stay off the async threads.
+    let mut handle =
+        tokio::task::spawn_blocking(move || transcode::run(&config, ev, &cx).map(|_| ()));
+    let mut stop = Stop::None;
+    let result = loop {
+        tokio::select! {
+            r = &mut handle => break r,
+            _ = tokio::time::sleep(lease / 3) => {
+                if stop == Stop::None && shutdown.load(Ordering::SeqCst) {
+                    stop = Stop::Shutdown;
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                let (progress, fps) = events.latest();
+                if stop == Stop::None && !q.heartbeat(job.id, worker, lease, progress, fps).await? {
+                    stop = Stop::LostJob;
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    };
+    match (result, stop) {
+        (Ok(Ok(())), Stop::None) => {
+            q.succeed(job.id, worker).await?;
+        }
+        (_, Stop::Shutdown) => {
+            q.release(job.id, worker).await?;
+        }
+        (_, Stop::LostJob) => {}
+        (Ok(Err(e)), Stop::None) => {
+            let state = q.fail(job.id, worker, &format!("{e:#}")).await?;
+            eprintln!(
+                "strata worker {worker}: job {} failed ({}): {e:#}",
+                job.id,
+                state.as_str()
+            );
+        }
+        (Err(e), Stop::None) => {
+            q.fail(job.id, worker, &format!("worker task failed: {e}"))
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `strata submit/status/jobs/cancel/retry` and `strata worker` as
+//! processes, on a SQLite queue file.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Env {
+    dir: tempfile::TempDir,
+    queue: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = format!("sqlite://{}", dir.path().join("queue.db").display());
+        Env { dir, queue }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut all = args.to_vec();
+        all.extend(["--queue", &self.queue]);
+        strata(&all)
+    }
+
+    fn submit(&self, input: &str, out: &str, extra: &[&str]) -> i64 {
+        let mut args = vec!["submit", input, "-o", out];
+        args.extend_from_slice(extra);
+        let o = self.run(&args);
+        assert_ok(&o);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn state(&self, id: i64) -> serde_json::Value {
+        let o = self.run(&["status", &id.to_string(), "--json"]);
+        assert_ok(&o);
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn worker(&self, extra: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["worker", "--queue", &self.queue, "--poll-ms", "100"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_for(&self, id: i64, state: &str, limit: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let s = self.state(id);
+            if s["job"]["state"] == state {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "job {id} never became {state}: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn out(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn submit_run_cancel_retry_and_drain() {
+    let env = Env::new();
+    let good = fixture("audio-only");
+    let good = good.to_str().unwrap();
+    let bad = fixture("bad-text");
+
+    let a = env.submit(good, &env.out("a"), &["--idempotency-key", "upload-a"]);
+    assert_eq!(
+        env.submit(good, &env.out("a"), &["--idempotency-key", "upload-a"]),
+        a,
+        "idempotent submit"
+    );
+    let b = env.submit(
+        bad.to_str().unwrap(),
+        &env.out("b"),
+        &["--max-attempts", "1"],
+    );
+    let c = env.submit(good, &env.out("c"), &[]);
+    assert_ok(&env.run(&["cancel", &c.to_string()]));
+    let listed = env.run(&["jobs", "--state", "queued", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&listed.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let mut worker = env.worker(&["--concurrency", "1"]);
+    env.wait_for(a, "succeeded", Duration::from_secs(120));
+    let failed = env.wait_for(b, "failed", Duration::from_secs(120));
+    assert!(
+        failed["job"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad-text"),
+        "{failed}"
+    );
+    assert!(
+        std::path::Path::new(&env.out("a"))
+            .join("master.m3u8")
+            .exists()
+    );
+    assert_eq!(env.state(c)["job"]["state"], "cancelled");
+    assert!(
+        !std::path::Path::new(&env.out("c")).exists(),
+        "a cancelled job ran"
+    );
+
+    // An operator's retry puts the cancelled job back; the worker runs it.
+    assert_ok(&env.run(&["retry", &c.to_string()]));
+    let done = env.wait_for(c, "succeeded", Duration::from_secs(120));
+    let kinds: Vec<&str> = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["submitted", "cancelled", "retried", "claimed", "succeeded"]
+    );
+
+    // SIGTERM drains and exits cleanly.
+    signal(&worker, "-TERM");
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "worker exit {status:?}");
+}
+
+#[test]
+fn a_killed_workers_job_is_finished_by_another() {
+    let env = Env::new();
+    let input = fixture("1080p30-av");
+    let id = env.submit(input.to_str().unwrap(), &env.out("job"), &[]);
+    let mut first = env.worker(&["--lease-secs", "3"]);
+    env.wait_for(id, "running", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&first, "-KILL");
+    let _ = first.wait();
+    assert!(
+        !std::path::Path::new(&env.out("job"))
+            .join("master.m3u8")
+            .exists()
+    );
+
+    let mut second = env.worker(&["--lease-secs", "3"]);
+    let done = env.wait_for(id, "succeeded", Duration::from_secs(180));
+    assert_eq!(done["job"]["attempts"], 2, "{done}");
+    let claims = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "claimed")
+        .count();
+    assert_eq!(claims, 2);
+    // The output is complete and valid.
+    let out = std::path::PathBuf::from(env.out("job"));
+    let m = master(&out);
+    assert_eq!(m.variants.len(), 4);
+    signal(&second, "-TERM");
+    assert!(second.wait().unwrap().success());
+}
