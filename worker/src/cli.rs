@@ -121,6 +121,9 @@ pub struct WorkerArgs {
     /// Name in the queue (default host-pid).
     #[arg(long)]
     pub worker_id: Option<String>,
+    /// Serve Prometheus /metrics and /healthz on 127.0.0.1:PORT (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub metrics_port: u16,
     #[command(flatten)]
     pub queue: QueueArgs,
     #[command(flatten)]

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::cli::{FormatArg, JobIdArgs, JobsArgs, QueueArgs, StateArg, SubmitArgs, WorkerArgs};
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::transcode::{self, TranscodeConfig};
 
 /// The queue URL: `--queue`, else `STRATA_QUEUE` (clap reads both), else a
@@ -243,6 +244,13 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
     // Set on shutdown; running jobs watch it.
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let metrics = Arc::new(Metrics::default());
+    if args.metrics_port != 0 {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.metrics_port))
+            .await
+            .with_context(|| format!("cannot serve metrics on 127.0.0.1:{}", args.metrics_port))?;
+        tokio::spawn(crate::metrics::serve(listener, q.clone(), metrics.clone()));
+    }
     eprintln!(
         "strata worker {id}: {concurrency} job(s) at once, queue {}",
         queue_url(&args.queue)?
@@ -268,10 +276,16 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
             "strata worker {id}: running job {} ({} -> {})",
             job.id, job.request.input, job.request.output
         );
-        let (q2, id2, s3, shutdown2) = (q.clone(), id.clone(), args.s3.clone(), shutdown.clone());
+        let (q2, id2, s3, shutdown2, m2) = (
+            q.clone(),
+            id.clone(),
+            args.s3.clone(),
+            shutdown.clone(),
+            metrics.clone(),
+        );
         running.spawn(async move {
             let _permit = permit;
-            run_job(&q2, &id2, job, lease, &s3, &shutdown2).await
+            run_job(&q2, &id2, job, lease, &s3, &shutdown2, &m2).await
         });
         // Reap finished jobs so errors are reported as they happen.
         while let Some(done) = running.try_join_next() {
@@ -316,7 +330,9 @@ async fn run_job(
     lease: Duration,
     s3: &crate::cli::S3Args,
     shutdown: &Arc<AtomicBool>,
+    metrics: &Metrics,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let r = &job.request;
     let config = match TranscodeConfig::new(
         &r.input,
@@ -355,16 +371,26 @@ async fn run_job(
             }
         }
     };
+    let seconds = started.elapsed().as_secs_f64();
     match (result, stop) {
         (Ok(Ok(())), Stop::None) => {
-            q.succeed(job.id, worker).await?;
+            if q.succeed(job.id, worker).await? {
+                metrics.jobs_succeeded.fetch_add(1, Ordering::Relaxed);
+                metrics.job_finished(seconds, events.latest().1);
+            } else {
+                metrics.lease_losses.fetch_add(1, Ordering::Relaxed);
+            }
         }
         (_, Stop::Shutdown) => {
             q.release(job.id, worker).await?;
         }
-        (_, Stop::LostJob) => {}
+        (_, Stop::LostJob) => {
+            metrics.lease_losses.fetch_add(1, Ordering::Relaxed);
+        }
         (Ok(Err(e)), Stop::None) => {
             let state = q.fail(job.id, worker, &format!("{e:#}")).await?;
+            metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
+            metrics.job_finished(seconds, 0.0);
             eprintln!(
                 "strata worker {worker}: job {} failed ({}): {e:#}",
                 job.id,
@@ -374,6 +400,7 @@ async fn run_job(
         (Err(e), Stop::None) => {
             q.fail(job.id, worker, &format!("worker task failed: {e}"))
                 .await?;
+            metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
     Ok(())

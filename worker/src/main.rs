@@ -6,6 +6,7 @@
 mod cli;
 mod events;
 mod jobs;
+mod metrics;
 mod storage;
 mod transcode;
 

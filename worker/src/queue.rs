@@ -637,6 +637,25 @@ impl Queue {
         rows.iter().map(|r| self.job_from(r)).collect()
     }
 
+    /// Number of jobs in each state (states with none are left out).
+    pub async fn counts(&self) -> Result<Vec<(JobState, i64)>> {
+        let rows = sqlx::query(
+            self.sql("SELECT state, COUNT(*) FROM strata_jobs GROUP BY state ORDER BY state"),
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get(0).map_err(|e| self.db(e))?;
+                Ok((
+                    JobState::parse(&state),
+                    r.try_get(1).map_err(|e| self.db(e))?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn events(&self, id: i64) -> Result<Vec<JobEvent>> {
         let rows =
             sqlx::query(self.sql(

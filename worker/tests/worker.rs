@@ -76,6 +76,16 @@ impl Env {
     }
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
 fn signal(child: &Child, sig: &str) {
     assert!(
         Command::new("kill")
@@ -116,7 +126,12 @@ fn submit_run_cancel_retry_and_drain() {
         2
     );
 
-    let mut worker = env.worker(&["--concurrency", "1"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut worker = env.worker(&["--concurrency", "1", "--metrics-port", &port.to_string()]);
     env.wait_for(a, "succeeded", Duration::from_secs(120));
     let failed = env.wait_for(b, "failed", Duration::from_secs(120));
     assert!(
@@ -150,6 +165,23 @@ fn submit_run_cancel_retry_and_drain() {
         kinds,
         ["submitted", "cancelled", "retried", "claimed", "succeeded"]
     );
+
+    let metrics = http_get(port, "/metrics");
+    for line in [
+        "strata_jobs{state=\"succeeded\"} 2",
+        "strata_jobs{state=\"failed\"} 1",
+        "strata_queue_depth 0",
+        "strata_worker_jobs_total{result=\"succeeded\"} 2",
+        "strata_worker_jobs_total{result=\"failed\"} 1",
+        "strata_lease_losses_total 0",
+        "strata_job_duration_seconds_count 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in:\n{metrics}"
+        );
+    }
+    assert!(http_get(port, "/healthz").ends_with("ok\n"));
 
     // SIGTERM drains and exits cleanly.
     signal(&worker, "-TERM");
