@@ -222,3 +222,73 @@ fn a_killed_workers_job_is_finished_by_another() {
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success());
 }
+
+#[test]
+fn three_workers_200_jobs_each_run_exactly_once() {
+    let env = Env::new();
+    let input = fixture("tiny-audio");
+    let batch = env.dir.path().join("batch.txt");
+    let lines: String = (0..200)
+        .map(|i| format!("{} {}\n", input.display(), env.out(&format!("o{i}"))))
+        .collect();
+    std::fs::write(&batch, lines).unwrap();
+    assert_ok(&env.run(&["submit", "--batch", batch.to_str().unwrap()]));
+
+    let mut workers: Vec<Child> = (0..3)
+        .map(|_| env.worker(&["--concurrency", "1"]))
+        .collect();
+    let start = Instant::now();
+    loop {
+        let o = env.run(&["jobs", "--state", "succeeded", "--json"]);
+        let done = serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len();
+        if done == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "only {done} of 200 jobs succeeded"
+        );
+        for w in &mut workers {
+            assert!(w.try_wait().unwrap().is_none(), "a worker exited early");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for w in &workers {
+        signal(w, "-TERM");
+    }
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success());
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let q = strata_worker::queue::Queue::connect(&env.queue)
+            .await
+            .unwrap();
+        let jobs = q.list(None).await.unwrap();
+        assert_eq!(jobs.len(), 200);
+        let mut workers_used = std::collections::HashSet::new();
+        for j in jobs {
+            let claims = q
+                .events(j.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "claimed")
+                .count();
+            assert_eq!(claims, 1, "job {} was run {claims} times", j.id);
+            assert_eq!(j.attempts, 1);
+            workers_used.insert(j.worker.unwrap());
+            assert!(
+                std::path::Path::new(&j.request.output)
+                    .join("master.m3u8")
+                    .exists()
+            );
+        }
+        assert_eq!(workers_used.len(), 3, "every worker took jobs");
+    });
+}
