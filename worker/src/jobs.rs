@@ -245,6 +245,7 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let metrics = Arc::new(Metrics::default());
+    let mut wakeup = q.wakeup().await?;
     if args.metrics_port != 0 {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.metrics_port))
             .await
@@ -266,8 +267,10 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
         let claimed = q.claim(&id, lease).await?;
         let Some(job) = claimed else {
             drop(permit);
+            // Idle: PostgreSQL wakes us on NOTIFY; the poll interval still
+            // catches retries whose backoff has passed.
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => continue,
+                _ = wakeup.wait(Duration::from_millis(args.poll_ms)) => continue,
                 _ = sigterm.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
             }

@@ -216,6 +216,27 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The channel that tells idle PostgreSQL workers a job became runnable.
+const NOTIFY_CHANNEL: &str = "strata_jobs";
+
+/// Wakes an idle worker when a job is submitted or requeued (PostgreSQL
+/// LISTEN/NOTIFY). SQLite has no such channel: its workers poll.
+pub struct Wakeup {
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+impl Wakeup {
+    /// Wait for a notification, at most `limit`.
+    pub async fn wait(&mut self, limit: Duration) {
+        match &mut self.listener {
+            Some(l) => {
+                let _ = tokio::time::timeout(limit, l.recv()).await;
+            }
+            None => tokio::time::sleep(limit).await,
+        }
+    }
+}
+
 /// Delay before attempt `attempts + 1`: base × 2^(attempts-1), capped.
 pub fn retry_delay(base: Duration, attempts: u32) -> Duration {
     base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
@@ -267,6 +288,30 @@ impl Queue {
         };
         q.migrate().await?;
         Ok(q)
+    }
+
+    /// A listener for new work (PostgreSQL), or a plain timer (SQLite).
+    pub async fn wakeup(&self) -> Result<Wakeup> {
+        if self.dialect == Dialect::Sqlite {
+            return Ok(Wakeup { listener: None });
+        }
+        let mut l = sqlx::postgres::PgListener::connect(&self.url)
+            .await
+            .map_err(|e| self.db(e))?;
+        l.listen(NOTIFY_CHANNEL).await.map_err(|e| self.db(e))?;
+        Ok(Wakeup { listener: Some(l) })
+    }
+
+    /// Tell idle workers there is work (PostgreSQL only).
+    async fn notify(&self) -> Result<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(self.sql("SELECT pg_notify($1, '')"))
+                .bind(NOTIFY_CHANNEL)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.db(e))?;
+        }
+        Ok(())
     }
 
     /// Base of the exponential retry delay (tests shorten it).
@@ -374,6 +419,7 @@ impl Queue {
         if let Some(row) = inserted {
             let id: i64 = row.try_get(0).map_err(|e| self.db(e))?;
             self.event(id, "submitted", None).await?;
+            self.notify().await?;
             return Ok((id, true));
         }
         let row = sqlx::query(self.sql("SELECT id FROM strata_jobs WHERE idempotency_key = $1"))
@@ -544,6 +590,7 @@ impl Queue {
         let ours = done.rows_affected() == 1;
         if ours {
             self.event(id, "released", Some(worker)).await?;
+            self.notify().await?;
         }
         Ok(ours)
     }
@@ -603,7 +650,11 @@ impl Queue {
             });
         }
         let kind = if to == "queued" { "retried" } else { to };
-        self.event(id, kind, Some("by request")).await
+        self.event(id, kind, Some("by request")).await?;
+        if to == "queued" {
+            self.notify().await?;
+        }
+        Ok(())
     }
 
     pub async fn get(&self, id: i64) -> Result<Job> {

@@ -3,12 +3,12 @@
 //! URL; each test gets a database of its own).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_worker::queue::{JobRequest, JobState, Queue};
 
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+mod common;
+use common::fresh_postgres_database;
 
 /// A fresh queue on each backend; the TempDir keeps the SQLite file alive.
 async fn backends() -> Vec<(String, Queue, Option<tempfile::TempDir>)> {
@@ -18,26 +18,6 @@ async fn backends() -> Vec<(String, Queue, Option<tempfile::TempDir>)> {
     let pg_url = fresh_postgres_database().await;
     let pg = Queue::connect(&pg_url).await.unwrap();
     vec![(sqlite_url, sqlite, Some(dir)), (pg_url, pg, None)]
-}
-
-async fn fresh_postgres_database() -> String {
-    use sqlx::Connection;
-    let admin = std::env::var("STRATA_TEST_POSTGRES_URL").expect(
-        "STRATA_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL",
-    );
-    let name = format!(
-        "strata_t{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
 }
 
 fn req(n: usize) -> JobRequest {

@@ -51,7 +51,7 @@ impl Env {
             .args(["worker", "--queue", &self.queue, "--poll-ms", "100"])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap()
     }
@@ -78,12 +78,23 @@ impl Env {
 
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text
+    // A few tries: the listener may still be coming up.
+    let mut last = None;
+    for _ in 0..50 {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match attempt {
+            Ok(text) if text.starts_with("HTTP/1.1 200") => return text,
+            other => last = Some(other),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("GET {path} on port {port} failed: {last:?}");
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -291,4 +302,25 @@ fn three_workers_200_jobs_each_run_exactly_once() {
         }
         assert_eq!(workers_used.len(), 3, "every worker took jobs");
     });
+}
+
+#[test]
+fn postgres_wakes_idle_workers_at_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(fresh_postgres_database());
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env { queue: url, dir };
+    // A poll interval far longer than the test: only NOTIFY can wake it.
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["worker", "--queue", &env.queue, "--poll-ms", "600000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it connect and go idle first.
+    std::thread::sleep(Duration::from_secs(2));
+    let id = env.submit(fixture("tiny-audio").to_str().unwrap(), &env.out("o"), &[]);
+    env.wait_for(id, "succeeded", Duration::from_secs(30));
+    signal(&worker, "-TERM");
+    assert!(worker.wait().unwrap().success());
 }

@@ -224,3 +224,27 @@ pub fn assert_plays(out: &Path) {
     }
     assert_eq!(r["ended"], true, "end not reached: {r}");
 }
+
+static NEXT_DB: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A new, empty database in the PostgreSQL cluster that scripts/test.sh
+/// started (`STRATA_TEST_POSTGRES_URL` is its admin URL); returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("STRATA_TEST_POSTGRES_URL").expect(
+        "STRATA_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL",
+    );
+    let name = format!(
+        "strata_t{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
