@@ -4,7 +4,7 @@
 //! ```text
 //! worker loop ─ permit ─► claim ─► spawn_blocking(transcode) ──► succeed | fail | release
 //!                                    ▲ cancel flag
-//!               heartbeat every lease/3 ┘ (lease lost or job cancelled ─► stop the pipeline)
+//!     heartbeat every min(lease/3, 2 s) ┘ (lease lost or job cancelled ─► stop the pipeline)
 //! SIGTERM/SIGINT: stop claiming, let running jobs finish within the grace
 //! period, then stop and release them; a second signal does that at once.
 //! ```
@@ -221,6 +221,13 @@ pub async fn retry(args: &JobIdArgs) -> Result<()> {
     Ok(())
 }
 
+/// How often a running job renews its lease (and learns it was cancelled):
+/// a third of the lease, and at least every 2 s so a cancel stops the
+/// pipeline within seconds.
+fn heartbeat_every(lease: Duration) -> Duration {
+    (lease / 3).min(Duration::from_secs(2))
+}
+
 /// Why a running job's pipeline was told to stop.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -361,7 +368,7 @@ async fn run_job(
     let result = loop {
         tokio::select! {
             r = &mut handle => break r,
-            _ = tokio::time::sleep(lease / 3) => {
+            _ = tokio::time::sleep(heartbeat_every(lease)) => {
                 if stop == Stop::None && shutdown.load(Ordering::SeqCst) {
                     stop = Stop::Shutdown;
                     cancel.store(true, Ordering::SeqCst);

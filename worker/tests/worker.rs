@@ -324,3 +324,38 @@ fn postgres_wakes_idle_workers_at_once() {
     signal(&worker, "-TERM");
     assert!(worker.wait().unwrap().success());
 }
+
+#[test]
+fn cancelling_a_running_job_stops_it_within_seconds() {
+    let env = Env::new();
+    let id = env.submit(
+        fixture("1080p30-av").to_str().unwrap(),
+        &env.out("job"),
+        &[],
+    );
+    let mut worker = env.worker(&[]);
+    env.wait_for(id, "running", Duration::from_secs(60));
+    assert_ok(&env.run(&["cancel", &id.to_string()]));
+    let cancelled_at = Instant::now();
+    // The worker notices at its next heartbeat (2 s) and stops the pipeline:
+    // nothing is published, and the worker is free again.
+    let next = env.submit(
+        fixture("tiny-audio").to_str().unwrap(),
+        &env.out("next"),
+        &[],
+    );
+    env.wait_for(next, "succeeded", Duration::from_secs(60));
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(15),
+        "cancel took {:?}",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(env.state(id)["job"]["state"], "cancelled");
+    assert!(
+        !std::path::Path::new(&env.out("job"))
+            .join("master.m3u8")
+            .exists()
+    );
+    signal(&worker, "-TERM");
+    assert!(worker.wait().unwrap().success());
+}
