@@ -514,19 +514,29 @@ impl Queue {
 
     /// Mark this worker's running job done. `false` if it was not ours.
     pub async fn succeed(&self, id: i64, worker: &str) -> Result<bool> {
-        let done = sqlx::query(self.sql(
+        self.update_own(
             "UPDATE strata_jobs SET state = 'succeeded', progress = 1, lease_until = NULL, error = NULL, updated_at = $1
              WHERE id = $2 AND worker = $3 AND state = 'running'",
-        ))
-        .bind(now_ms())
-        .bind(id)
-        .bind(worker)
-        .execute(&self.pool)
+            id,
+            worker,
+            "succeeded",
+        )
         .await
-        .map_err(|e| self.db(e))?;
+    }
+
+    /// Run `sql` (binding $1 now, $2 the job, $3 the worker) on a job this
+    /// worker holds; log `kind` when it was indeed ours.
+    async fn update_own(&self, sql: &str, id: i64, worker: &str, kind: &str) -> Result<bool> {
+        let done = sqlx::query(self.sql(sql))
+            .bind(now_ms())
+            .bind(id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
         let ours = done.rows_affected() == 1;
         if ours {
-            self.event(id, "succeeded", Some(worker)).await?;
+            self.event(id, kind, Some(worker)).await?;
         }
         Ok(ours)
     }
@@ -576,20 +586,17 @@ impl Queue {
     /// Give a running job back without counting the attempt (a draining
     /// worker that ran out of grace time).
     pub async fn release(&self, id: i64, worker: &str) -> Result<bool> {
-        let done = sqlx::query(self.sql(
-            "UPDATE strata_jobs SET state = 'queued', attempts = attempts - 1, lease_until = NULL, run_after = $1,
-                 updated_at = $1
-             WHERE id = $2 AND worker = $3 AND state = 'running'",
-        ))
-        .bind(now_ms())
-        .bind(id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        let ours = done.rows_affected() == 1;
+        let ours = self
+            .update_own(
+                "UPDATE strata_jobs SET state = 'queued', attempts = attempts - 1, lease_until = NULL, run_after = $1,
+                     updated_at = $1
+                 WHERE id = $2 AND worker = $3 AND state = 'running'",
+                id,
+                worker,
+                "released",
+            )
+            .await?;
         if ours {
-            self.event(id, "released", Some(worker)).await?;
             self.notify().await?;
         }
         Ok(ours)
