@@ -54,12 +54,8 @@ pub struct SubmitArgs {
     /// A file of "INPUT OUTPUT" lines, one job each (archive re-encodes).
     #[arg(long, conflicts_with_all = ["input", "output"])]
     pub batch: Option<PathBuf>,
-    #[arg(long, default_value = "default")]
-    pub ladder: String,
-    #[arg(long, value_enum, default_value_t = FormatArg::Cmaf)]
-    pub format: FormatArg,
-    #[arg(long, default_value_t = 6.0)]
-    pub segment_duration: f64,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
     /// Higher runs first.
     #[arg(long, default_value_t = 0)]
     pub priority: i32,
@@ -159,14 +155,9 @@ pub struct S3Args {
     pub s3_part_mib: usize,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct TranscodeArgs {
-    /// The media file to transcode: a path or s3://bucket/key.
-    pub input: String,
-    /// Output directory or s3://bucket/prefix; `master.m3u8` appears there
-    /// only when the job succeeded.
-    #[arg(short, long)]
-    pub output: String,
+/// What to make: the same options for `transcode` and `submit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EncodeArgs {
     /// Ladder: `default` or a TOML file.
     #[arg(long, default_value = "default")]
     pub ladder: String,
@@ -175,6 +166,27 @@ pub struct TranscodeArgs {
     /// Target segment length in seconds (1 to 60).
     #[arg(long, default_value_t = 6.0)]
     pub segment_duration: f64,
+}
+
+impl EncodeArgs {
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            FormatArg::Cmaf => "cmaf",
+            FormatArg::Ts => "ts",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TranscodeArgs {
+    /// The media file to transcode: a path or s3://bucket/key.
+    pub input: String,
+    /// Output directory or s3://bucket/prefix; `master.m3u8` appears there
+    /// only when the job succeeded.
+    #[arg(short, long)]
+    pub output: String,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
     /// Print JSON-lines events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,

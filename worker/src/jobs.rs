@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use strata_worker::queue::{Job, JobRequest, JobState, Queue};
 use tokio::sync::Semaphore;
 
-use crate::cli::{FormatArg, JobIdArgs, JobsArgs, QueueArgs, StateArg, SubmitArgs, WorkerArgs};
+use crate::cli::{JobIdArgs, JobsArgs, QueueArgs, StateArg, SubmitArgs, WorkerArgs};
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::transcode::{self, TranscodeConfig};
@@ -55,12 +55,9 @@ fn absolute(arg: &str) -> String {
 
 fn request(args: &SubmitArgs, input: &str, output: &str) -> JobRequest {
     let mut r = JobRequest::new(&absolute(input), &absolute(output));
-    r.ladder = args.ladder.clone();
-    r.format = match args.format {
-        FormatArg::Cmaf => "cmaf".into(),
-        FormatArg::Ts => "ts".into(),
-    };
-    r.segment_duration = args.segment_duration;
+    r.ladder = args.encode.ladder.clone();
+    r.format = args.encode.format_name().into();
+    r.segment_duration = args.encode.segment_duration;
     r.priority = args.priority;
     r.max_attempts = args.max_attempts;
     r.idempotency_key = args.idempotency_key.clone();

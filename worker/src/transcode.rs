@@ -15,7 +15,7 @@ use strata_packager::{
 };
 
 use crate::UsageError;
-use crate::cli::{FormatArg, S3Args, TranscodeArgs};
+use crate::cli::{S3Args, TranscodeArgs};
 use crate::events::Events;
 use crate::storage;
 
@@ -29,16 +29,13 @@ pub struct TranscodeConfig {
 
 impl TranscodeConfig {
     pub fn from_args(args: &TranscodeArgs) -> Result<Self> {
-        let format = match args.format {
-            FormatArg::Cmaf => "cmaf",
-            FormatArg::Ts => "ts",
-        };
+        let e = &args.encode;
         Self::new(
             &args.input,
             &args.output,
-            &args.ladder,
-            format,
-            args.segment_duration,
+            &e.ladder,
+            e.format_name(),
+            e.segment_duration,
             &args.s3,
         )
     }
