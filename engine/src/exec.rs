@@ -75,7 +75,6 @@ pub struct Progress {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExecStats {
     pub frames: u64,
-    pub wall: Duration,
     /// End of the media, in running time, as seen by the slowest rendition.
     pub media_end: Duration,
 }
@@ -110,7 +109,6 @@ pub fn run(
 ) -> Result<ExecStats> {
     crate::probe::init()?;
     crate::probe::check_readable(&plan.input)?;
-    let started = Instant::now();
     let renditions =
         plan.video.as_ref().map_or(0, |v| v.renditions.len()) + usize::from(plan.audio.is_some());
     let shared = Arc::new(Shared {
@@ -127,7 +125,6 @@ pub fn run(
     check_complete(plan, media_end)?;
     Ok(ExecStats {
         frames: shared.frames.load(Ordering::Relaxed),
-        wall: started.elapsed(),
         media_end,
     })
 }

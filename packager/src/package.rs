@@ -114,6 +114,8 @@ pub struct Published {
     pub master: String,
     pub format: SegmentFormat,
     pub renditions: Vec<RenditionReport>,
+    /// The verification checks that passed before the master was published.
+    pub checks: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,10 +165,6 @@ impl Packager {
             format,
             state: Mutex::new(state),
         })
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     fn with<T>(&self, id: &str, f: impl FnOnce(&mut RenditionState) -> Result<T>) -> Result<T> {
@@ -258,7 +256,7 @@ impl Packager {
         }
 
         self.store.flush()?;
-        verify::verify(self.store.as_ref(), &state, expected)?;
+        let checks = verify::verify(self.store.as_ref(), &state, expected)?;
 
         let reports: Vec<RenditionReport> = state.iter().map(report).collect();
         let master = multivariant(&state, &reports, self.format).render()?;
@@ -268,6 +266,7 @@ impl Packager {
             master: self.store.locate(MASTER),
             format: self.format,
             renditions: reports,
+            checks,
         })
     }
 }

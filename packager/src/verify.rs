@@ -20,11 +20,12 @@ const SYNC_TOLERANCE: f64 = 0.050;
 /// are 1024 samples, so audio ends up to one frame after the video does.
 const DURATION_SLACK: f64 = 0.025;
 
+/// Returns the names of the checks that ran and passed (for report.json).
 pub(crate) fn verify(
     store: &dyn Store,
     renditions: &[RenditionState],
     expected: f64,
-) -> Result<()> {
+) -> Result<Vec<&'static str>> {
     let mut problems = Vec::new();
     // One listing of the store, not a request per object.
     let listed = store.list("")?;
@@ -116,6 +117,7 @@ pub(crate) fn verify(
     }
 
     let start = |r: &RenditionState| r.segments.values().next().map(|s| s.info.start);
+    let has_both = !videos.is_empty() && renditions.iter().any(|r| !r.spec.is_video());
     if let (Some(v), Some(a)) = (
         videos.first().and_then(|r| start(r)),
         renditions
@@ -128,7 +130,16 @@ pub(crate) fn verify(
     }
 
     if problems.is_empty() {
-        Ok(())
+        let mut checks = vec![
+            "objects_exist_at_written_size",
+            "segments_start_on_keyframes",
+            "boundaries_aligned",
+            "durations_match_input",
+        ];
+        if has_both {
+            checks.push("audio_video_start_together");
+        }
+        Ok(checks)
     } else {
         Err(PackagerError::Verify { problems })
     }
@@ -194,9 +205,9 @@ mod tests {
         }
     }
 
-    fn problems(result: Result<()>) -> Vec<String> {
+    fn problems(result: Result<Vec<&'static str>>) -> Vec<String> {
         match result {
-            Ok(()) => vec![],
+            Ok(_) => vec![],
             Err(PackagerError::Verify { problems }) => problems,
             Err(e) => panic!("unexpected error {e}"),
         }

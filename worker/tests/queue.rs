@@ -20,6 +20,15 @@ async fn backends() -> Vec<(String, Queue, Option<tempfile::TempDir>)> {
     vec![(sqlite_url, sqlite, Some(dir)), (pg_url, pg, None)]
 }
 
+async fn kinds(q: &Queue, id: i64) -> Vec<String> {
+    q.events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
 fn req(n: usize) -> JobRequest {
     JobRequest::new(&format!("in/{n}.mp4"), &format!("out/{n}"))
 }
@@ -54,13 +63,7 @@ async fn submit_claim_succeed_with_event_log() {
         );
         assert!(q.succeed(id, "w1").await.unwrap());
         assert_eq!(q.get(id).await.unwrap().state, JobState::Succeeded);
-        let kinds: Vec<String> = q
-            .events(id)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = kinds(&q, id).await;
         assert_eq!(kinds, ["submitted", "claimed", "succeeded"], "{url}");
     }
 }
@@ -152,13 +155,7 @@ async fn retries_with_backoff_then_dead_letter() {
         );
         let job = q.get(id).await.unwrap();
         assert_eq!(job.error.as_deref(), Some("decoder exploded again"));
-        let kinds: Vec<String> = q
-            .events(id)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = kinds(&q, id).await;
         assert_eq!(
             kinds,
             ["submitted", "claimed", "retried", "claimed", "failed"],

@@ -193,6 +193,15 @@ fn check(e: Expect) {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["checks"]["verify"], "passed");
+    let checks = report["checks"]["passed"].as_array().unwrap();
+    assert!(
+        checks.iter().any(|c| c == "segments_start_on_keyframes"),
+        "{checks:?}"
+    );
+    assert_eq!(
+        checks.iter().any(|c| c == "audio_video_start_together"),
+        e.audio && !e.resolutions.is_empty()
+    );
     assert_eq!(
         report["renditions"].as_array().unwrap().len(),
         e.resolutions.len() + usize::from(e.audio)
