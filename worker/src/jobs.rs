@@ -245,8 +245,9 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
     let concurrency = args.concurrency.unwrap_or((cores / 2).max(1)).max(1);
     let lease = Duration::from_secs(args.lease_secs.max(3));
     let permits = Arc::new(Semaphore::new(concurrency));
-    // Set on shutdown; running jobs watch it.
-    let shutdown = Arc::new(AtomicBool::new(false));
+    // Flips to true when running jobs must stop (grace over or a second
+    // signal); every running job watches it.
+    let (shutdown, _) = tokio::sync::watch::channel(false);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let metrics = Arc::new(Metrics::default());
     let mut wakeup = q.wakeup().await?;
@@ -256,9 +257,11 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
             .with_context(|| format!("cannot serve metrics on 127.0.0.1:{}", args.metrics_port))?;
         tokio::spawn(crate::metrics::serve(listener, q.clone(), metrics.clone()));
     }
-    eprintln!(
-        "strata worker {id}: {concurrency} job(s) at once, queue {}",
-        queue_url(&args.queue)?
+    tracing::info!(
+        worker = %id,
+        concurrency,
+        queue = %queue_url(&args.queue)?,
+        "worker started"
     );
 
     let mut running = tokio::task::JoinSet::new();
@@ -268,7 +271,9 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
             _ = sigterm.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         };
+        let asked = std::time::Instant::now();
         let claimed = q.claim(&id, lease).await?;
+        let claim_ms = asked.elapsed().as_secs_f64() * 1000.0;
         let Some(job) = claimed else {
             drop(permit);
             // Idle: PostgreSQL wakes us on NOTIFY; the poll interval still
@@ -279,20 +284,27 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
             }
         };
-        eprintln!(
-            "strata worker {id}: running job {} ({} -> {})",
-            job.id, job.request.input, job.request.output
+        metrics.claimed(claim_ms / 1000.0);
+        tracing::info!(
+            worker = %id,
+            job = job.id,
+            attempt = job.attempts,
+            claim_ms,
+            input = %job.request.input,
+            output = %job.request.output,
+            "job claimed"
         );
-        let (q2, id2, s3, shutdown2, m2) = (
-            q.clone(),
-            id.clone(),
-            args.s3.clone(),
-            shutdown.clone(),
-            metrics.clone(),
-        );
+        let ctx = JobContext {
+            queue: q.clone(),
+            worker: id.clone(),
+            lease,
+            s3: args.s3.clone(),
+            shutdown: shutdown.subscribe(),
+            metrics: metrics.clone(),
+        };
         running.spawn(async move {
             let _permit = permit;
-            run_job(&q2, &id2, job, lease, &s3, &shutdown2, &m2).await
+            ctx.run(job).await
         });
         // Reap finished jobs so errors are reported as they happen.
         while let Some(done) = running.try_join_next() {
@@ -301,10 +313,7 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
     }
 
     // Draining: no new claims. Let running jobs finish within the grace period.
-    eprintln!(
-        "strata worker {id}: draining {} running job(s)",
-        running.len()
-    );
+    tracing::info!(worker = %id, running = running.len(), grace_secs = args.grace_secs, "draining");
     let grace = tokio::time::sleep(Duration::from_secs(args.grace_secs));
     tokio::pin!(grace);
     loop {
@@ -313,102 +322,128 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
                 Some(done) => report(done),
                 None => break,
             },
-            _ = &mut grace => { shutdown.store(true, Ordering::SeqCst); }
-            _ = sigterm.recv() => { shutdown.store(true, Ordering::SeqCst); }
-            _ = tokio::signal::ctrl_c() => { shutdown.store(true, Ordering::SeqCst); }
+            _ = &mut grace, if !*shutdown.borrow() => {
+                tracing::warn!(worker = %id, "grace period over: releasing running jobs");
+                shutdown.send_replace(true);
+            }
+            _ = sigterm.recv() => {
+                tracing::warn!(worker = %id, "second signal: releasing running jobs now");
+                shutdown.send_replace(true);
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::warn!(worker = %id, "second signal: releasing running jobs now");
+                shutdown.send_replace(true);
+            }
         }
     }
-    eprintln!("strata worker {id}: stopped");
+    tracing::info!(worker = %id, "worker stopped");
     Ok(())
 }
 
 fn report(done: std::result::Result<Result<()>, tokio::task::JoinError>) {
     match done {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("strata worker: {e:#}"),
-        Err(e) => eprintln!("strata worker: job task failed: {e}"),
+        Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "job bookkeeping failed"),
+        Err(e) => tracing::error!(error = %e, "job task failed"),
     }
 }
 
-async fn run_job(
-    q: &Queue,
-    worker: &str,
-    job: Job,
+/// What a running job needs from its worker.
+struct JobContext {
+    queue: Queue,
+    worker: String,
     lease: Duration,
-    s3: &crate::cli::S3Args,
-    shutdown: &Arc<AtomicBool>,
-    metrics: &Metrics,
-) -> Result<()> {
-    let started = std::time::Instant::now();
-    let r = &job.request;
-    let config = match TranscodeConfig::new(
-        &r.input,
-        &r.output,
-        &r.ladder,
-        &r.format,
-        r.segment_duration,
-        s3,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            q.fail(job.id, worker, &format!("{e:#}")).await?;
-            return Ok(());
-        }
-    };
-    let events = Arc::new(Events::quiet());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (ev, cx) = (events.clone(), cancel.clone());
-    // GStreamer and the blocking store calls stay off the async threads.
-    let mut handle =
-        tokio::task::spawn_blocking(move || transcode::run(&config, ev, &cx).map(|_| ()));
-    let mut stop = Stop::None;
-    let result = loop {
-        tokio::select! {
-            r = &mut handle => break r,
-            _ = tokio::time::sleep(heartbeat_every(lease)) => {
-                if stop == Stop::None && shutdown.load(Ordering::SeqCst) {
-                    stop = Stop::Shutdown;
-                    cancel.store(true, Ordering::SeqCst);
+    s3: crate::cli::S3Args,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+}
+
+impl JobContext {
+    async fn run(mut self, job: Job) -> Result<()> {
+        let (q, worker, lease, metrics) = (&self.queue, &self.worker, self.lease, &self.metrics);
+        let started = std::time::Instant::now();
+        let r = &job.request;
+        let config = match TranscodeConfig::new(
+            &r.input,
+            &r.output,
+            &r.ladder,
+            &r.format,
+            r.segment_duration,
+            &self.s3,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(worker = %worker, job = job.id, error = format!("{e:#}"), "job rejected");
+                q.fail(job.id, worker, &format!("{e:#}")).await?;
+                return Ok(());
+            }
+        };
+        let events = Arc::new(Events::quiet());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (ev, cx) = (events.clone(), cancel.clone());
+        // GStreamer and the blocking store calls stay off the async threads.
+        let mut handle =
+            tokio::task::spawn_blocking(move || transcode::run(&config, ev, &cx).map(|_| ()));
+        let mut stop = Stop::None;
+        let mut ticks = tokio::time::interval(heartbeat_every(lease));
+        ticks.tick().await;
+        let result = loop {
+            tokio::select! {
+                r = &mut handle => break r,
+                changed = self.shutdown.changed(), if stop == Stop::None => {
+                    if changed.is_err() || *self.shutdown.borrow() {
+                        stop = Stop::Shutdown;
+                        cancel.store(true, Ordering::SeqCst);
+                    }
                 }
-                let (progress, fps) = events.latest();
-                if stop == Stop::None && !q.heartbeat(job.id, worker, lease, progress, fps).await? {
-                    stop = Stop::LostJob;
-                    cancel.store(true, Ordering::SeqCst);
+                _ = ticks.tick() => {
+                    let (progress, fps) = events.latest();
+                    if stop == Stop::None && !q.heartbeat(job.id, worker, lease, progress, fps).await? {
+                        stop = Stop::LostJob;
+                        cancel.store(true, Ordering::SeqCst);
+                    }
                 }
             }
-        }
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    match (result, stop) {
-        (Ok(Ok(())), Stop::None) => {
-            if q.succeed(job.id, worker).await? {
-                metrics.jobs_succeeded.fetch_add(1, Ordering::Relaxed);
-                metrics.job_finished(seconds, events.latest().1);
-            } else {
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match (result, stop) {
+            (Ok(Ok(())), Stop::None) => {
+                if q.succeed(job.id, worker).await? {
+                    metrics.jobs_succeeded.fetch_add(1, Ordering::Relaxed);
+                    metrics.job_finished(seconds, events.latest().1);
+                    tracing::info!(worker = %worker, job = job.id, seconds, fps = events.latest().1, "job succeeded");
+                } else {
+                    metrics.lease_losses.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(worker = %worker, job = job.id, "job finished after its lease was lost; not recorded");
+                }
+            }
+            (_, Stop::Shutdown) => {
+                q.release(job.id, worker).await?;
+                tracing::warn!(worker = %worker, job = job.id, seconds, "job stopped and released to the queue");
+            }
+            (_, Stop::LostJob) => {
                 metrics.lease_losses.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(worker = %worker, job = job.id, "job cancelled or lease lost; pipeline stopped, nothing published");
+            }
+            (Ok(Err(e)), Stop::None) => {
+                let state = q.fail(job.id, worker, &format!("{e:#}")).await?;
+                metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                metrics.job_finished(seconds, 0.0);
+                tracing::warn!(
+                    worker = %worker,
+                    job = job.id,
+                    state = state.as_str(),
+                    error = format!("{e:#}"),
+                    "job failed"
+                );
+            }
+            (Err(e), Stop::None) => {
+                q.fail(job.id, worker, &format!("worker task failed: {e}"))
+                    .await?;
+                metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(worker = %worker, job = job.id, error = %e, "job task panicked");
             }
         }
-        (_, Stop::Shutdown) => {
-            q.release(job.id, worker).await?;
-        }
-        (_, Stop::LostJob) => {
-            metrics.lease_losses.fetch_add(1, Ordering::Relaxed);
-        }
-        (Ok(Err(e)), Stop::None) => {
-            let state = q.fail(job.id, worker, &format!("{e:#}")).await?;
-            metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
-            metrics.job_finished(seconds, 0.0);
-            eprintln!(
-                "strata worker {worker}: job {} failed ({}): {e:#}",
-                job.id,
-                state.as_str()
-            );
-        }
-        (Err(e), Stop::None) => {
-            q.fail(job.id, worker, &format!("worker task failed: {e}"))
-                .await?;
-            metrics.jobs_failed.fetch_add(1, Ordering::Relaxed);
-        }
+        Ok(())
     }
-    Ok(())
 }

@@ -73,10 +73,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     let json = match &cli.command {
         Command::Transcode(a) => a.json,
         Command::Probe(a) => a.json,
@@ -92,6 +89,20 @@ fn main() -> ExitCode {
             events.error(i32::from(code), &message);
             ExitCode::from(code)
         }
+    }
+}
+
+/// Logs go to stderr (stdout carries results and JSON events). Without
+/// STRATA_LOG, info and above.
+fn init_logs(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.init(),
+        cli::LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Metrics {
     durations: Mutex<([u64; BUCKETS.len()], u64, f64)>,
     /// Frames per second of the last finished encode, as f64 bits.
     last_fps: AtomicU64,
+    /// (claims that returned a job, their total latency in seconds)
+    claims: Mutex<(u64, f64)>,
 }
 
 impl Metrics {
@@ -34,6 +36,13 @@ impl Metrics {
         d.1 += 1;
         d.2 += seconds;
         self.last_fps.store(fps.to_bits(), Ordering::Relaxed);
+    }
+
+    /// A claim that returned a job took `seconds` (the queue's share of a job).
+    pub fn claimed(&self, seconds: f64) {
+        let mut c = self.claims.lock().unwrap();
+        c.0 += 1;
+        c.1 += seconds;
     }
 
     async fn render(&self, queue: &Queue) -> String {
@@ -101,6 +110,12 @@ impl Metrics {
             out,
             "strata_job_duration_seconds_sum {}\nstrata_job_duration_seconds_count {}",
             d.2, d.1
+        );
+        let c = *self.claims.lock().unwrap();
+        let _ = writeln!(
+            out,
+            "# HELP strata_claim_seconds Time to claim a job from the queue.\n# TYPE strata_claim_seconds summary\nstrata_claim_seconds_sum {}\nstrata_claim_seconds_count {}",
+            c.1, c.0
         );
         out
     }

@@ -359,3 +359,80 @@ fn cancelling_a_running_job_stops_it_within_seconds() {
     signal(&worker, "-TERM");
     assert!(worker.wait().unwrap().success());
 }
+
+#[test]
+fn a_second_signal_releases_running_jobs_at_once_and_logs_json() {
+    let env = Env::new();
+    let id = env.submit(
+        fixture("1080p30-av").to_str().unwrap(),
+        &env.out("job"),
+        &[],
+    );
+    let log = env.dir.path().join("worker.log");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["worker", "--queue", &env.queue, "--poll-ms", "100"])
+        .args(["--grace-secs", "600", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    env.wait_for(id, "running", Duration::from_secs(60));
+    // The first signal drains: with a 600 s grace the job keeps running.
+    signal(&worker, "-TERM");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(env.state(id)["job"]["state"], "running");
+    assert!(worker.try_wait().unwrap().is_none(), "worker left early");
+    // The second one stops the pipeline and releases the job now.
+    signal(&worker, "-TERM");
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(s) = worker.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "worker still running 20 s after the second signal"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "worker exit {status:?}");
+    let job = env.state(id);
+    assert_eq!(job["job"]["state"], "queued", "{job}");
+    assert_eq!(
+        job["job"]["attempts"], 0,
+        "a released attempt is not counted"
+    );
+    assert!(
+        job["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "released"),
+        "{job}"
+    );
+    assert!(
+        !std::path::Path::new(&env.out("job"))
+            .join("master.m3u8")
+            .exists()
+    );
+
+    // Every log line is one JSON object; the job's story is in them.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} in {lines:#?}"))
+    };
+    let claimed = find("job claimed");
+    assert_eq!(claimed["job"], id);
+    assert_eq!(claimed["level"], "INFO");
+    assert!(claimed["claim_ms"].as_f64().unwrap() >= 0.0);
+    find("second signal: releasing running jobs now");
+    assert_eq!(find("job stopped and released to the queue")["job"], id);
+    find("worker stopped");
+}
