@@ -47,6 +47,46 @@ pub const TABLE: &[EncoderEntry] = &[
             ("scene-change-detection", "false"),
         ],
     },
+    // Hardware encoders: constant bit rate so the measured BANDWIDTH matches
+    // the ladder, and no B-frames so every GOP is closed like x264's.
+    EncoderEntry {
+        element: "nvcudah264enc",
+        bitrate_property: "bitrate",
+        bitrate_unit: BitrateUnit::Kbps,
+        gop_property: Some("gop-size"),
+        fixed: &[("rc-mode", "cbr"), ("b-frames", "0")],
+    },
+    EncoderEntry {
+        element: "nvh264enc",
+        bitrate_property: "bitrate",
+        bitrate_unit: BitrateUnit::Kbps,
+        gop_property: Some("gop-size"),
+        fixed: &[("rc-mode", "cbr"), ("bframes", "0")],
+    },
+    EncoderEntry {
+        element: "vah264enc",
+        bitrate_property: "bitrate",
+        bitrate_unit: BitrateUnit::Kbps,
+        gop_property: Some("key-int-max"),
+        fixed: &[("rate-control", "cbr"), ("b-frames", "0")],
+    },
+    EncoderEntry {
+        element: "qsvh264enc",
+        bitrate_property: "bitrate",
+        bitrate_unit: BitrateUnit::Kbps,
+        gop_property: Some("gop-size"),
+        fixed: &[("rate-control", "cbr"), ("b-frames", "0")],
+    },
+    EncoderEntry {
+        element: "x265enc",
+        bitrate_property: "bitrate",
+        bitrate_unit: BitrateUnit::Kbps,
+        gop_property: Some("key-int-max"),
+        fixed: &[
+            ("speed-preset", "veryfast"),
+            ("option-string", "scenecut=0:open-gop=0"),
+        ],
+    },
     EncoderEntry {
         element: "avenc_aac",
         bitrate_property: "bitrate",

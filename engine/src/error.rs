@@ -45,6 +45,9 @@ pub enum EngineError {
         purpose: &'static str,
     },
 
+    #[error("--hw {requested}: {reason}")]
+    HardwareUnavailable { requested: String, reason: String },
+
     #[error("pipeline error from {element}: {message} ({debug})")]
     Pipeline {
         element: String,
@@ -75,7 +78,9 @@ impl EngineError {
             | EngineError::InputNotMedia { .. }
             | EngineError::Unsupported { .. }
             | EngineError::Corrupt { .. } => ErrorClass::BadInput,
-            EngineError::Ladder { .. } | EngineError::InvalidJob(_) => ErrorClass::Usage,
+            EngineError::Ladder { .. }
+            | EngineError::InvalidJob(_)
+            | EngineError::HardwareUnavailable { .. } => ErrorClass::Usage,
             EngineError::Output(_) => ErrorClass::Output,
             EngineError::Cancelled
             | EngineError::MissingElement { .. }

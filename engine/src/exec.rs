@@ -2,14 +2,22 @@
 //! finished segments out as they close.
 //!
 //! ```text
-//! filesrc ! decodebin ─┬─ video: queue ! [deinterlace] ! videoconvert(I420) ! tee
-//!                      │     tee ─► queue(N frames) ! videoscale ! [videorate] ! caps
-//!                      │            ! (force keyframes) ! x264enc ! h264parse
+//! filesrc ! decodebin ─┬─ video: queue ! trunk ! tee
+//!                      │     tee ─► queue(N frames) ! branch (scaler ! [videorate] ! caps)
+//!                      │            ! (force keyframes) ! encoder ! h264parse
 //!                      │            ! (split marks) ! cmafmux|mpegtsmux ! fakesink(collect)
 //!                      │     … one branch per rung …
 //!                      └─ audio: queue ! audioconvert ! audioresample ! caps ! aac encoder
 //!                                ! aacparse ! (split marks) ! cmafmux|mpegtsmux ! fakesink(collect)
 //! ```
+//!
+//! The trunk and branches are the plan's [`Step`] lists: on the CPU the
+//! trunk is `videoconvert ! I420 [! deinterlace]` and each branch
+//! `videoscale`; with frames on a GPU the trunk only pins the device memory
+//! (`video/x-raw(memory:CUDAMemory)`) and each branch scales there
+//! (`cudascale`, `vapostproc`), or downloads first for a CPU encoder. The
+//! decoder is the plan's too: decodebin is only allowed the planned hardware
+//! decoder, or only software ones.
 //!
 //! Segment boundaries are chosen here, by timestamp, for every rendition
 //! alike: the first frame at or after `k * segment_duration` (running time)
@@ -25,7 +33,9 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 use crate::error::{EngineError, Result};
-use crate::plan::{EncoderConfig, Format, Plan};
+use std::str::FromStr;
+
+use crate::plan::{EncoderConfig, Format, Plan, Step};
 
 /// How often progress is reported.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
@@ -188,6 +198,33 @@ fn set_props(element: &gst::Element, props: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
+/// Elements for a planned chain; names get `suffix` so every branch's are
+/// distinct in the pipeline (and in error messages).
+fn steps(chain: &[Step], suffix: &str) -> Result<Vec<gst::Element>> {
+    chain
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match step {
+            Step::Element(factory) => {
+                let e = make(factory, Some(&format!("{factory}_{suffix}_{i}")))?;
+                // Keep the display aspect by the planned size, never by borders.
+                if e.find_property("add-borders").is_some() {
+                    e.set_property("add-borders", false);
+                }
+                Ok(e)
+            }
+            Step::Caps(text) => {
+                let caps = gst::Caps::from_str(text).map_err(|_| {
+                    EngineError::InvalidJob(format!("planned caps do not parse: {text}"))
+                })?;
+                let f = make("capsfilter", Some(&format!("caps_{suffix}_{i}")))?;
+                f.set_property("caps", caps);
+                Ok(f)
+            }
+        })
+        .collect()
+}
+
 fn encoder(name: &str, cfg: &EncoderConfig) -> Result<gst::Element> {
     let e = make(&cfg.element, Some(name))?;
     set_props(&e, &cfg.properties)?;
@@ -238,6 +275,7 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
     src.set_property("location", plan.input.to_string_lossy().as_ref());
     let decode = make("decodebin", Some("decode"))?;
     limit_decoder_threads(&decode);
+    choose_video_decoder(&decode, plan.video.as_ref().and_then(|v| v.decoder.clone()))?;
     pipeline.add_many([&src, &decode])?;
     src.link(&decode)?;
     let mut slot = 0usize;
@@ -247,20 +285,7 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
         Some(v) => {
             let q = queue("video_in", v.queue_frames.max(2))?;
             let mut chain = vec![q.clone()];
-            // Convert once, before the fan-out: every encoder takes 8-bit
-            // I420, and so does the deinterlacer.
-            chain.push(make("videoconvert", Some("convert"))?);
-            let i420 = make("capsfilter", Some("i420"))?;
-            i420.set_property(
-                "caps",
-                gst::Caps::builder("video/x-raw")
-                    .field("format", "I420")
-                    .build(),
-            );
-            chain.push(i420);
-            if v.deinterlace {
-                chain.push(make("deinterlace", Some("deinterlace"))?);
-            }
+            chain.extend(steps(&v.trunk(), "trunk")?);
             let tee = make("tee", Some("fanout"))?;
             chain.push(tee.clone());
             pipeline.add_many(&chain)?;
@@ -269,28 +294,21 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
 
             for r in &v.renditions {
                 let q = queue(&format!("q_{}", r.id), v.queue_frames)?;
-                let scale = make("videoscale", Some(&format!("scale_{}", r.id)))?;
-                scale.set_property("add-borders", false);
-                let mut caps = gst::Caps::builder("video/x-raw")
-                    .field("width", r.width as i32)
-                    .field("height", r.height as i32)
-                    .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
-                let mut branch = vec![q, scale];
-                if let Some(fps) = v.output_fps {
-                    branch.push(make("videorate", Some(&format!("rate_{}", r.id)))?);
-                    caps = caps.field(
-                        "framerate",
-                        gst::Fraction::new(fps.num as i32, fps.den as i32),
-                    );
-                }
-                let filter = make("capsfilter", Some(&format!("size_{}", r.id)))?;
-                filter.set_property("caps", caps.build());
+                let mut branch = vec![q];
+                let scaling = v.branch(r);
+                let size_at = scaling
+                    .iter()
+                    .rposition(|s| matches!(s, Step::Caps(_)))
+                    .expect("a branch ends in the rung's caps");
+                let built = steps(&scaling, &r.id)?;
+                let filter = built[size_at].clone();
+                branch.extend(built);
                 let enc = encoder(&format!("enc_{}", r.id), &r.encoder)?;
                 let parse = make("h264parse", Some(&format!("parse_{}", r.id)))?;
                 let out = collector_sink(&format!("out_{}", r.id))?;
                 let (muxing, split) =
                     segment_muxer(plan.format, &r.id, &out, plan.segment_duration)?;
-                branch.extend([filter.clone(), enc, parse.clone()]);
+                branch.extend([enc, parse.clone()]);
                 branch.extend(muxing);
                 pipeline.add_many(&branch)?;
                 gst::Element::link_many(&branch)?;
@@ -358,6 +376,39 @@ fn limit_decoder_threads(decode: &gst::Element) {
         }
         None
     });
+}
+
+/// Only the planned hardware video decoder may be used, or (with none
+/// planned) only software ones: otherwise decodebin takes whatever ranks
+/// highest, and a CPU plan could land on a GPU decoder.
+fn choose_video_decoder(decode: &gst::Element, planned: Option<String>) -> Result<()> {
+    let result_type = gst::glib::Type::from_name("GstAutoplugSelectResult")
+        .ok_or_else(|| EngineError::InvalidJob("decodebin has no autoplug-select".into()))?;
+    // glib values are not Send: build the answer inside the callback.
+    let answer = move |nick: &str| {
+        gst::glib::EnumClass::with_type(result_type).and_then(|c| c.to_value_by_nick(nick))
+    };
+    if answer("try").is_none() || answer("skip").is_none() {
+        return Err(EngineError::InvalidJob(
+            "decodebin's GstAutoplugSelectResult lacks try/skip".into(),
+        ));
+    }
+    decode.connect("autoplug-select", false, move |args| {
+        let Ok(factory) = args[3].get::<gst::ElementFactory>() else {
+            return answer("try");
+        };
+        let klass = factory.metadata(gst::ELEMENT_METADATA_KLASS).unwrap_or("");
+        if !(klass.contains("Decoder") && klass.contains("Video")) {
+            return answer("try");
+        }
+        let hardware = klass.contains("Hardware");
+        let allowed = match &planned {
+            Some(name) => factory.name() == name.as_str(),
+            None => !hardware,
+        };
+        answer(if allowed { "try" } else { "skip" })
+    });
+    Ok(())
 }
 
 /// decodebin exposes pads as it discovers streams: the first video and the

@@ -18,5 +18,5 @@ pub use caps::Capabilities;
 pub use error::{EngineError, ErrorClass, Result};
 pub use exec::{ExecStats, MediaKind, Part, Progress, SegmentOut, SegmentSink};
 pub use ladder::{Ladder, Rung};
-pub use plan::{Format, JobSpec, Plan, plan};
+pub use plan::{Format, FrameMemory, HwChoice, JobSpec, Plan, Step, plan};
 pub use probe::{Probe, init, probe};

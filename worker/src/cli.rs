@@ -176,6 +176,10 @@ pub struct EncodeArgs {
     /// Target segment length in seconds (1 to 60).
     #[arg(long, default_value_t = 6.0)]
     pub segment_duration: f64,
+    /// Hardware to use: auto (the best present, else CPU), cpu, nvidia,
+    /// vaapi or qsv (an error when not present; see `strata caps`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "nvidia", "vaapi", "qsv"])]
+    pub hw: String,
 }
 
 impl EncodeArgs {

@@ -58,6 +58,7 @@ fn request(args: &SubmitArgs, input: &str, output: &str) -> JobRequest {
     r.ladder = args.encode.ladder.clone();
     r.format = args.encode.format_name().into();
     r.segment_duration = args.encode.segment_duration;
+    r.hw = args.encode.hw.clone();
     r.priority = args.priority;
     r.max_attempts = args.max_attempts;
     r.idempotency_key = args.idempotency_key.clone();
@@ -363,14 +364,7 @@ impl JobContext {
         let (q, worker, lease, metrics) = (&self.queue, &self.worker, self.lease, &self.metrics);
         let started = std::time::Instant::now();
         let r = &job.request;
-        let config = match TranscodeConfig::new(
-            &r.input,
-            &r.output,
-            &r.ladder,
-            &r.format,
-            r.segment_duration,
-            &self.s3,
-        ) {
+        let config = match TranscodeConfig::new(r, &self.s3) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(worker = %worker, job = job.id, error = format!("{e:#}"), "job rejected");

@@ -60,6 +60,9 @@ pub struct JobRequest {
     pub format: String,
     #[serde(default = "default_segment")]
     pub segment_duration: f64,
+    /// `--hw`: auto, cpu, nvidia, vaapi or qsv.
+    #[serde(default = "default_hw")]
+    pub hw: String,
     #[serde(default)]
     pub slides: Option<String>,
     #[serde(default)]
@@ -77,6 +80,9 @@ fn default_ladder() -> String {
 fn default_format() -> String {
     "cmaf".into()
 }
+fn default_hw() -> String {
+    "auto".into()
+}
 fn default_segment() -> f64 {
     6.0
 }
@@ -92,6 +98,7 @@ impl JobRequest {
             ladder: default_ladder(),
             format: default_format(),
             segment_duration: default_segment(),
+            hw: default_hw(),
             slides: None,
             priority: 0,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -108,6 +115,9 @@ impl JobRequest {
         }
         if !["cmaf", "ts"].contains(&self.format.as_str()) {
             return bad(format!("format {:?} is not cmaf or ts", self.format));
+        }
+        if let Err(e) = self.hw.parse::<strata_engine::HwChoice>() {
+            return bad(e);
         }
         if !(1.0..=60.0).contains(&self.segment_duration) {
             return bad(format!(

@@ -8,16 +8,26 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 use strata_engine::{
-    Capabilities, EngineError, JobSpec, Ladder, Part, Plan, Probe, SegmentOut, SegmentSink,
+    Capabilities, EngineError, HwChoice, JobSpec, Ladder, Part, Plan, Probe, SegmentOut,
+    SegmentSink,
 };
 use strata_packager::{
     Location, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat,
 };
 
+use strata_worker::queue::JobRequest;
+
 use crate::UsageError;
 use crate::cli::{S3Args, TranscodeArgs};
 use crate::events::Events;
 use crate::storage;
+
+/// This machine's capabilities, scanned (and hardware smoke-tested) once per
+/// process.
+pub fn capabilities() -> &'static Capabilities {
+    static CAPS: std::sync::OnceLock<Capabilities> = std::sync::OnceLock::new();
+    CAPS.get_or_init(Capabilities::detect)
+}
 
 /// A transcode request, validated.
 pub struct TranscodeConfig {
@@ -29,45 +39,38 @@ pub struct TranscodeConfig {
 
 impl TranscodeConfig {
     pub fn from_args(args: &TranscodeArgs) -> Result<Self> {
-        let e = &args.encode;
-        Self::new(
-            &args.input,
-            &args.output,
-            &e.ladder,
-            e.format_name(),
-            e.segment_duration,
-            &args.s3,
-        )
+        let mut r = JobRequest::new(&args.input, &args.output);
+        r.ladder = args.encode.ladder.clone();
+        r.format = args.encode.format_name().into();
+        r.segment_duration = args.encode.segment_duration;
+        r.hw = args.encode.hw.clone();
+        Self::new(&r, &args.s3)
     }
 
-    /// Validate a request given as strings (from the command line or a
-    /// queued job).
-    pub fn new(
-        input: &str,
-        output: &str,
-        ladder: &str,
-        format: &str,
-        segment_seconds: f64,
-        s3: &S3Args,
-    ) -> Result<Self> {
+    /// Validate a request (from the command line or a queued job).
+    pub fn new(r: &JobRequest, s3: &S3Args) -> Result<Self> {
+        let segment_seconds = r.segment_duration;
         if !segment_seconds.is_finite() || !(1.0..=60.0).contains(&segment_seconds) {
             return Err(UsageError(format!(
                 "--segment-duration {segment_seconds} must be between 1 and 60 seconds"
             ))
             .into());
         }
-        let ladder = Ladder::resolve(ladder).map_err(|e| UsageError(e.to_string()))?;
-        let format = format
+        let ladder = Ladder::resolve(&r.ladder).map_err(|e| UsageError(e.to_string()))?;
+        let format = r
+            .format
             .parse::<strata_engine::Format>()
             .map_err(UsageError)?;
+        let hw = r.hw.parse::<HwChoice>().map_err(UsageError)?;
         Ok(TranscodeConfig {
-            input: storage::parse_location(input)?,
-            output: storage::parse_location(output)?,
+            input: storage::parse_location(&r.input)?,
+            output: storage::parse_location(&r.output)?,
             s3: s3.clone(),
             job: JobSpec {
                 ladder,
                 format,
                 segment_duration: Duration::from_secs_f64(segment_seconds),
+                hw,
             },
         })
     }
@@ -153,8 +156,8 @@ pub fn run(
     events.probe(&probe);
     let probe_ms = started.elapsed().as_millis();
 
-    let caps = Capabilities::detect();
-    let plan = strata_engine::plan(&probe, &config.job, &caps)?;
+    let caps = capabilities();
+    let plan = strata_engine::plan(&probe, &config.job, caps)?;
     let format = match plan.format {
         strata_engine::Format::Cmaf => SegmentFormat::Cmaf,
         strata_engine::Format::Ts => SegmentFormat::Ts,
