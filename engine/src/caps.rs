@@ -268,29 +268,36 @@ impl Capabilities {
 
     /// Smoke-test the elements `which` selects (results cached per process).
     fn verify(&mut self, which: impl Fn(&ElementCap) -> bool) {
-        // A software H.264/H.265 encoder feeds the decoder smoke runs.
-        let feeders: HashMap<String, String> = ["h264", "h265"]
-            .into_iter()
-            .filter_map(|codec| {
-                self.find(ElementKind::VideoEncoder, codec, None)
-                    .filter(|e| smoke_cached(e, None))
-                    .map(|e| (codec.to_string(), e.element.clone()))
-            })
-            .collect();
         for e in &mut self.elements {
-            if which(e) {
-                let feeder = feeders.get(&e.codec).map(String::as_str);
-                if e.kind == ElementKind::VideoDecoder && feeder.is_none() {
-                    // Nothing here can make a stream to decode: untried.
-                    continue;
-                }
-                e.verified = Some(smoke_cached(e, feeder));
+            if !which(e) {
+                continue;
             }
+            let feeder = FEEDERS.iter().find(|(codec, enc, _)| {
+                *codec == e.codec
+                    && enc
+                        .split_whitespace()
+                        .next()
+                        .is_some_and(|name| gst::ElementFactory::find(name).is_some())
+            });
+            if e.kind == ElementKind::VideoDecoder && feeder.is_none() {
+                // Nothing here can make a stream to decode: untried.
+                continue;
+            }
+            e.verified = Some(smoke_cached(e, feeder.map(|(_, enc, parse)| (*enc, *parse))));
         }
     }
 }
 
-fn smoke_cached(e: &ElementCap, feeder: Option<&str>) -> bool {
+/// Software encoders (and parsers) that make the stream a decoder's smoke
+/// run decodes, per codec, in order of preference.
+const FEEDERS: &[(&str, &str, &str)] = &[
+    ("h264", "x264enc", "h264parse"),
+    ("h264", "openh264enc", "h264parse"),
+    ("h265", "x265enc", "h265parse"),
+    ("vp9", "vp9enc deadline=1", "vp9parse"),
+];
+
+fn smoke_cached(e: &ElementCap, feeder: Option<(&str, &str)>) -> bool {
     static RESULTS: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
     let results = RESULTS.get_or_init(Default::default);
     if let Some(ok) = results.lock().unwrap().get(&e.element) {
@@ -302,7 +309,7 @@ fn smoke_cached(e: &ElementCap, feeder: Option<&str>) -> bool {
 }
 
 /// The gst-launch description of a one-frame smoke run for `e`.
-fn smoke_description(e: &ElementCap, feeder: Option<&str>) -> Option<String> {
+fn smoke_description(e: &ElementCap, feeder: Option<(&str, &str)>) -> Option<String> {
     let video = "videotestsrc num-buffers=2 ! video/x-raw,width=320,height=240,framerate=30/1 ! videoconvert";
     let el = &e.element;
     Some(match e.kind {
@@ -311,12 +318,8 @@ fn smoke_description(e: &ElementCap, feeder: Option<&str>) -> Option<String> {
             format!("audiotestsrc num-buffers=4 ! audioconvert ! audioresample ! {el} ! fakesink")
         }
         ElementKind::VideoDecoder => {
-            let parser = match e.codec.as_str() {
-                "h264" => "h264parse",
-                "h265" => "h265parse",
-                _ => return None,
-            };
-            format!("{video} ! {} ! {parser} ! {el} ! fakesink", feeder?)
+            let (encoder, parser) = feeder?;
+            format!("{video} ! {encoder} ! {parser} ! {el} ! fakesink")
         }
         ElementKind::VideoScaler => {
             let (up, down) = match e.vendor {
@@ -329,7 +332,7 @@ fn smoke_description(e: &ElementCap, feeder: Option<&str>) -> Option<String> {
 }
 
 /// Run the smoke pipeline for `e`: true when it reaches EOS within 10 s.
-fn smoke(e: &ElementCap, feeder: Option<&str>) -> bool {
+fn smoke(e: &ElementCap, feeder: Option<(&str, &str)>) -> bool {
     let Some(description) = smoke_description(e, feeder) else {
         return false;
     };

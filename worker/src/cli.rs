@@ -32,6 +32,9 @@ pub enum Command {
     Transcode(TranscodeArgs),
     /// Print what a media file holds.
     Probe(ProbeArgs),
+    /// List the decoders, scalers and encoders this machine has, each
+    /// smoke-tested (hardware and software).
+    Caps(CapsArgs),
     /// Queue a transcode (or a batch of them); prints the job id last.
     Submit(SubmitArgs),
     /// Show one queued job: state, attempts, progress, error, events.
@@ -206,6 +209,13 @@ pub struct TranscodeArgs {
     pub json: bool,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CapsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -131,6 +131,16 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
             strata_engine::init()?;
             block_on(jobs::worker(&args))
         }
+        Command::Caps(args) => {
+            strata_engine::init()?;
+            let caps = strata_engine::Capabilities::detect_all_verified();
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&caps)?);
+            } else {
+                print_caps(&caps);
+            }
+            Ok(())
+        }
         Command::Probe(args) => {
             strata_engine::init()?;
             let probe = strata_engine::probe(&args.input)?;
@@ -150,6 +160,32 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(f)
+}
+
+fn print_caps(caps: &strata_engine::Capabilities) {
+    println!(
+        "{:<18} {:<14} {:<6} {:<9} {:<10} sessions",
+        "element", "kind", "codec", "where", "verified"
+    );
+    for e in &caps.elements {
+        println!(
+            "{:<18} {:<14} {:<6} {:<9} {:<10} {}",
+            e.element,
+            e.kind.as_str(),
+            e.codec,
+            e.vendor.map_or("cpu", |v| v.as_str()),
+            match e.verified {
+                Some(true) => "yes",
+                Some(false) => "FAILED",
+                None => "not tried",
+            },
+            e.sessions.map_or("-".to_string(), |n| n.to_string())
+        );
+    }
+    let gpu = caps.elements.iter().any(|e| e.hardware() && e.verified != Some(false));
+    if !gpu {
+        println!("no GPU: every job runs on the CPU");
+    }
 }
 
 fn print_probe(p: &strata_engine::Probe) {

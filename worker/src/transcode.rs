@@ -207,8 +207,17 @@ pub fn run(
         "ladder": config.job.ladder.name,
         "master": "master.m3u8",
         "renditions": published.renditions,
-        "encoders": {
-            "video": plan.video.as_ref().and_then(|v| v.renditions.first()).map(|r| r.encoder.element.clone()),
+        // What actually ran, per rung: a job can mix GPU and CPU encoders.
+        "hardware": {
+            "requested": config.job.hw.as_str(),
+            "decoder": plan.video.as_ref().map(|v| v.decoder.clone().unwrap_or_else(|| "software".into())),
+            "frames_in": plan.video.as_ref().map(|v| v.memory),
+            "video": plan.video.as_ref().map(|v| v.renditions.iter().map(|r| json!({
+                "rendition": r.id,
+                "encoder": r.encoder.element,
+                "vendor": r.vendor,
+                "scaler": r.scaler,
+            })).collect::<Vec<_>>()),
             "audio": plan.audio.as_ref().map(|a| a.encoder.element.clone()),
         },
         "checks": { "verify": "passed", "passed": published.checks },

@@ -206,6 +206,18 @@ fn check(e: Expect) {
         report["renditions"].as_array().unwrap().len(),
         e.resolutions.len() + usize::from(e.audio)
     );
+    // This machine has no GPU: the report says the CPU did the work.
+    let hw = &report["hardware"];
+    assert_eq!(hw["requested"], "auto");
+    if !e.resolutions.is_empty() {
+        assert_eq!(hw["decoder"], "software");
+        assert_eq!(hw["frames_in"], "system");
+        for r in hw["video"].as_array().unwrap() {
+            assert_eq!(r["encoder"], "x264enc", "{hw}");
+            assert_eq!(r["vendor"], serde_json::Value::Null);
+            assert_eq!(r["scaler"], "videoscale");
+        }
+    }
 }
 
 /// Peak and average bit rate of a media playlist's segments, from the files.
@@ -352,6 +364,50 @@ fn interlaced_is_deinterlaced() {
             .all(|f| f["interlaced_frame"] == 0),
         "{v}"
     );
+}
+
+#[test]
+fn caps_reports_cpu_encoders_verified_and_no_gpu() {
+    let o = strata(&["caps", "--json"]);
+    assert_ok(&o);
+    let caps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let elements = caps["elements"].as_array().unwrap();
+    let find = |name: &str| {
+        elements
+            .iter()
+            .find(|e| e["element"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {caps}"))
+    };
+    for name in ["x264enc", "openh264enc", "avenc_aac", "avdec_h264", "videoscale"] {
+        assert_eq!(find(name)["verified"], true, "{name}");
+        assert_eq!(find(name)["vendor"], serde_json::Value::Null, "{name}");
+    }
+    assert_eq!(find("x264enc")["kind"], "videoencoder");
+    // This machine has no GPU, so no hardware element is listed.
+    assert!(
+        elements.iter().all(|e| e["vendor"].is_null()),
+        "hardware listed on a machine without a GPU: {caps}"
+    );
+    let text = strata(&["caps"]);
+    assert_ok(&text);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.lines().any(|l| l.starts_with("x264enc") && l.contains(" yes ")), "{text}");
+    assert!(text.contains("no GPU"), "{text}");
+
+    // Asking for hardware that is not there is a usage error naming it.
+    let out = tempfile::tempdir().unwrap();
+    let o = strata(&[
+        "transcode",
+        fixture("video-only").to_str().unwrap(),
+        "-o",
+        out.path().to_str().unwrap(),
+        "--hw",
+        "nvidia",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--hw nvidia") && err.contains("strata caps"), "{err}");
+    assert!(!out.path().join("master.m3u8").exists());
 }
 
 #[test]
