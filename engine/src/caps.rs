@@ -259,6 +259,41 @@ impl Capabilities {
         self.find(kind, codec, None)
     }
 
+    /// The same machine with its hardware encoders taken away: a job on a
+    /// worker's CPU slot may still decode on the GPU, but not hold an
+    /// encoder session the GPU slots count on.
+    pub fn without_gpu_encoders(&self) -> Self {
+        Capabilities {
+            elements: self
+                .elements
+                .iter()
+                .filter(|e| !(e.kind == ElementKind::VideoEncoder && e.hardware()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// How many jobs can encode on the GPU at once: a job's rungs each take
+    /// a session (a 4-rung ladder is the default), at least one job.
+    pub fn gpu_job_slots(&self, rungs_per_job: u32) -> usize {
+        if !self.has_gpu_encoder() {
+            return 0;
+        }
+        let sessions = self
+            .elements
+            .iter()
+            .filter(|e| {
+                e.kind == ElementKind::VideoEncoder && e.hardware() && e.verified != Some(false)
+            })
+            .filter_map(|e| e.sessions)
+            .max();
+        match sessions {
+            Some(n) => (n / rungs_per_job.max(1)).max(1) as usize,
+            // Unlimited sessions: the GPU's own throughput is the limit.
+            None => 2,
+        }
+    }
+
     /// Any usable hardware video encoder?
     pub fn has_gpu_encoder(&self) -> bool {
         self.elements.iter().any(|e| {
@@ -283,7 +318,10 @@ impl Capabilities {
                 // Nothing here can make a stream to decode: untried.
                 continue;
             }
-            e.verified = Some(smoke_cached(e, feeder.map(|(_, enc, parse)| (*enc, *parse))));
+            e.verified = Some(smoke_cached(
+                e,
+                feeder.map(|(_, enc, parse)| (*enc, *parse)),
+            ));
         }
     }
 }
@@ -392,6 +430,25 @@ mod tests {
         );
         assert!(caps.has_gpu_encoder());
         assert!(!Capabilities::from_names(&["x264enc", "nvh264dec"]).has_gpu_encoder());
+    }
+
+    #[test]
+    fn gpu_slots_follow_sessions() {
+        assert_eq!(Capabilities::from_names(&["x264enc"]).gpu_job_slots(4), 0);
+        let mut nv = Capabilities::from_names(&["nvh264enc", "x264enc", "nvh264dec"]);
+        assert_eq!(nv.gpu_job_slots(4), 2, "unlimited sessions");
+        let enc = nv
+            .elements
+            .iter()
+            .position(|e| e.element == "nvh264enc")
+            .unwrap();
+        nv.elements[enc].sessions = Some(8);
+        assert_eq!(nv.gpu_job_slots(4), 2);
+        nv.elements[enc].sessions = Some(3);
+        assert_eq!(nv.gpu_job_slots(4), 1);
+        let cpu_only = nv.without_gpu_encoders();
+        assert!(!cpu_only.has_gpu_encoder());
+        assert!(cpu_only.elements.iter().any(|e| e.element == "nvh264dec"));
     }
 
     #[test]

@@ -118,6 +118,11 @@ pub struct WorkerArgs {
     /// transcode already keeps two cores busy).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Extra jobs that encode on the GPU (default: from the GPU encoder's
+    /// session limit, 0 without one). CPU-slot jobs never take a GPU
+    /// encoder session, though they may decode on the GPU.
+    #[arg(long)]
+    pub gpu_jobs: Option<usize>,
     /// Lease length in seconds; renewed every third of it.
     #[arg(long, default_value_t = 60)]
     pub lease_secs: u64,

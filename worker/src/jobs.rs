@@ -219,6 +219,10 @@ pub async fn retry(args: &JobIdArgs) -> Result<()> {
     Ok(())
 }
 
+/// Rungs a job is assumed to encode at once when sharing out GPU sessions
+/// (the default ladder's four).
+const DEFAULT_RUNGS_PER_JOB: u32 = 4;
+
 /// How often a running job renews its lease (and learns it was cancelled):
 /// a third of the lease, and at least every 2 s so a cancel stops the
 /// pipeline within seconds.
@@ -245,7 +249,14 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let concurrency = args.concurrency.unwrap_or((cores / 2).max(1)).max(1);
     let lease = Duration::from_secs(args.lease_secs.max(3));
-    let permits = Arc::new(Semaphore::new(concurrency));
+    // GPU encoder sessions are a resource apart from the cores: jobs on a GPU
+    // slot may encode there, jobs on a CPU slot may not (house style 10).
+    let caps = tokio::task::spawn_blocking(|| transcode::capabilities().clone()).await?;
+    let gpu_slots = args
+        .gpu_jobs
+        .unwrap_or_else(|| caps.gpu_job_slots(DEFAULT_RUNGS_PER_JOB));
+    let cpu_permits = Arc::new(Semaphore::new(concurrency));
+    let gpu_permits = Arc::new(Semaphore::new(gpu_slots));
     // Flips to true when running jobs must stop (grace over or a second
     // signal); every running job watches it.
     let (shutdown, _) = tokio::sync::watch::channel(false);
@@ -261,14 +272,19 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
     tracing::info!(
         worker = %id,
         concurrency,
+        gpu_slots,
+        gpu_encoder = caps.has_gpu_encoder(),
         queue = %queue_url(&args.queue)?,
         "worker started"
     );
 
     let mut running = tokio::task::JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p?,
+        // A free GPU slot first: the GPU is the faster way through a job.
+        let (permit, on_gpu) = tokio::select! {
+            biased;
+            p = gpu_permits.clone().acquire_owned() => (p?, true),
+            p = cpu_permits.clone().acquire_owned() => (p?, false),
             _ = sigterm.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         };
@@ -290,6 +306,7 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
             worker = %id,
             job = job.id,
             attempt = job.attempts,
+            slot = if on_gpu { "gpu" } else { "cpu" },
             claim_ms,
             input = %job.request.input,
             output = %job.request.output,
@@ -300,6 +317,7 @@ pub async fn worker(args: &WorkerArgs) -> Result<()> {
             worker: id.clone(),
             lease,
             s3: args.s3.clone(),
+            gpu_encode: on_gpu,
             shutdown: shutdown.subscribe(),
             metrics: metrics.clone(),
         };
@@ -355,6 +373,8 @@ struct JobContext {
     worker: String,
     lease: Duration,
     s3: crate::cli::S3Args,
+    /// The job holds a GPU slot and may encode on the GPU.
+    gpu_encode: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 }
@@ -365,7 +385,10 @@ impl JobContext {
         let started = std::time::Instant::now();
         let r = &job.request;
         let config = match TranscodeConfig::new(r, &self.s3) {
-            Ok(c) => c,
+            Ok(c) => TranscodeConfig {
+                gpu_encode: self.gpu_encode,
+                ..c
+            },
             Err(e) => {
                 tracing::warn!(worker = %worker, job = job.id, error = format!("{e:#}"), "job rejected");
                 q.fail(job.id, worker, &format!("{e:#}")).await?;

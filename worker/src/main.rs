@@ -182,7 +182,10 @@ fn print_caps(caps: &strata_engine::Capabilities) {
             e.sessions.map_or("-".to_string(), |n| n.to_string())
         );
     }
-    let gpu = caps.elements.iter().any(|e| e.hardware() && e.verified != Some(false));
+    let gpu = caps
+        .elements
+        .iter()
+        .any(|e| e.hardware() && e.verified != Some(false));
     if !gpu {
         println!("no GPU: every job runs on the CPU");
     }

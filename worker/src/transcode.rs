@@ -35,6 +35,8 @@ pub struct TranscodeConfig {
     pub output: Location,
     pub job: JobSpec,
     pub s3: S3Args,
+    /// May this job hold GPU encoder sessions? (A worker's CPU slots say no.)
+    pub gpu_encode: bool,
 }
 
 impl TranscodeConfig {
@@ -66,6 +68,7 @@ impl TranscodeConfig {
             input: storage::parse_location(&r.input)?,
             output: storage::parse_location(&r.output)?,
             s3: s3.clone(),
+            gpu_encode: true,
             job: JobSpec {
                 ladder,
                 format,
@@ -156,8 +159,11 @@ pub fn run(
     events.probe(&probe);
     let probe_ms = started.elapsed().as_millis();
 
-    let caps = capabilities();
-    let plan = strata_engine::plan(&probe, &config.job, caps)?;
+    let plan = if config.gpu_encode {
+        strata_engine::plan(&probe, &config.job, capabilities())?
+    } else {
+        strata_engine::plan(&probe, &config.job, &capabilities().without_gpu_encoders())?
+    };
     let format = match plan.format {
         strata_engine::Format::Cmaf => SegmentFormat::Cmaf,
         strata_engine::Format::Ts => SegmentFormat::Ts,

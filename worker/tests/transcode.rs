@@ -378,7 +378,13 @@ fn caps_reports_cpu_encoders_verified_and_no_gpu() {
             .find(|e| e["element"] == name)
             .unwrap_or_else(|| panic!("no {name} in {caps}"))
     };
-    for name in ["x264enc", "openh264enc", "avenc_aac", "avdec_h264", "videoscale"] {
+    for name in [
+        "x264enc",
+        "openh264enc",
+        "avenc_aac",
+        "avdec_h264",
+        "videoscale",
+    ] {
         assert_eq!(find(name)["verified"], true, "{name}");
         assert_eq!(find(name)["vendor"], serde_json::Value::Null, "{name}");
     }
@@ -391,7 +397,11 @@ fn caps_reports_cpu_encoders_verified_and_no_gpu() {
     let text = strata(&["caps"]);
     assert_ok(&text);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.lines().any(|l| l.starts_with("x264enc") && l.contains(" yes ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("x264enc") && l.contains(" yes ")),
+        "{text}"
+    );
     assert!(text.contains("no GPU"), "{text}");
 
     // Asking for hardware that is not there is a usage error naming it.
@@ -406,7 +416,10 @@ fn caps_reports_cpu_encoders_verified_and_no_gpu() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--hw nvidia") && err.contains("strata caps"), "{err}");
+    assert!(
+        err.contains("--hw nvidia") && err.contains("strata caps"),
+        "{err}"
+    );
     assert!(!out.path().join("master.m3u8").exists());
 }
 

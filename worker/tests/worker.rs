@@ -436,3 +436,43 @@ fn a_second_signal_releases_running_jobs_at_once_and_logs_json() {
     assert_eq!(find("job stopped and released to the queue")["job"], id);
     find("worker stopped");
 }
+
+#[test]
+fn gpu_slots_are_permits_apart_from_cpu_slots() {
+    let env = Env::new();
+    let input = fixture("1080p30-av");
+    let a = env.submit(input.to_str().unwrap(), &env.out("a"), &[]);
+    let b = env.submit(input.to_str().unwrap(), &env.out("b"), &[]);
+    let log = env.dir.path().join("worker.log");
+    // One CPU slot and one GPU slot: two jobs at once. (Without a GPU the
+    // GPU-slot job plans like any other and encodes on the CPU.)
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["worker", "--queue", &env.queue, "--poll-ms", "100"])
+        .args([
+            "--concurrency",
+            "1",
+            "--gpu-jobs",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    env.wait_for(a, "running", Duration::from_secs(60));
+    env.wait_for(b, "running", Duration::from_secs(60));
+    for id in [a, b] {
+        assert_ok(&env.run(&["cancel", &id.to_string()]));
+    }
+    signal(&worker, "-TERM");
+    assert!(worker.wait().unwrap().success());
+    let slots: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["message"] == "job claimed")
+        .map(|l| l["slot"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(slots, ["gpu", "cpu"], "the GPU slot is taken first");
+}
