@@ -167,6 +167,11 @@ const KNOWN: &[Known] = &[
     k("voaacenc", AE, "aac", SW),
 ];
 
+/// Is the GStreamer element `name` registered here? Call after [`crate::init`].
+pub fn installed(name: &str) -> bool {
+    gst::ElementFactory::find(name).is_some()
+}
+
 /// The codec id of a probed stream's caps name ("video/x-h264" → "h264").
 pub fn codec_id(caps_name: &str) -> Option<&'static str> {
     Some(match caps_name {

@@ -157,7 +157,7 @@ fn check_complete(plan: &Plan, media_end: Duration) -> Result<()> {
     Ok(())
 }
 
-fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
+pub(crate) fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
     let mut b = gst::ElementFactory::make(factory);
     if let Some(n) = name {
         b = b.name(n);
@@ -225,7 +225,7 @@ fn steps(chain: &[Step], suffix: &str) -> Result<Vec<gst::Element>> {
         .collect()
 }
 
-fn encoder(name: &str, cfg: &EncoderConfig) -> Result<gst::Element> {
+pub(crate) fn encoder(name: &str, cfg: &EncoderConfig) -> Result<gst::Element> {
     let e = make(&cfg.element, Some(name))?;
     set_props(&e, &cfg.properties)?;
     Ok(e)

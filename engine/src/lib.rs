@@ -6,11 +6,13 @@
 //! probe ─► ladder ─► plan(&Probe, &JobSpec, &Capabilities) ─► exec::run ─► SegmentSink
 //! ```
 
+pub mod bench;
 pub mod caps;
 pub mod encoders;
 pub mod error;
 pub mod exec;
 pub mod ladder;
+pub mod metrics;
 pub mod plan;
 pub mod probe;
 

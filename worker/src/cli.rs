@@ -32,6 +32,10 @@ pub enum Command {
     Transcode(TranscodeArgs),
     /// Print what a media file holds.
     Probe(ProbeArgs),
+    /// Compare encoders on an input: speed, bit rate, PSNR/SSIM (and VMAF
+    /// where ffmpeg has libvmaf), BD-rate; writes bench.json, bench.md and
+    /// bench.svg into OUTDIR.
+    Bench(BenchArgs),
     /// List the decoders, scalers and encoders this machine has, each
     /// smoke-tested (hardware and software).
     Caps(CapsArgs),
@@ -214,6 +218,27 @@ pub struct TranscodeArgs {
     pub json: bool,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The media file to encode.
+    pub input: PathBuf,
+    /// Directory for the encoded files and the reports.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Comma-separated: x264[:PRESET], x265[:PRESET], openh264, or an
+    /// encoder element (nvh264enc, vah264enc, qsvh264enc, …). The first is
+    /// the anchor for BD-rate.
+    #[arg(long, default_value = "x264:veryfast,x264:medium,openh264")]
+    pub encoders: String,
+    /// Ladder: `default` or a TOML file; every rung that fits the input is
+    /// encoded.
+    #[arg(long, default_value = "default")]
+    pub ladder: String,
+    /// Only the first SECS seconds of the input.
+    #[arg(long)]
+    pub duration: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,6 +3,7 @@
 //! Exit codes (DESIGN.md): 0 done; 2 usage; 3 bad input; 4 output/storage
 //! failure; 5 internal/pipeline failure; 130 interrupted.
 
+mod bench;
 mod cli;
 mod events;
 mod jobs;
@@ -131,6 +132,7 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
             strata_engine::init()?;
             block_on(jobs::worker(&args))
         }
+        Command::Bench(args) => bench::run(&args),
         Command::Caps(args) => {
             strata_engine::init()?;
             let caps = strata_engine::Capabilities::detect_all_verified();
