@@ -9,11 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1}
 
-bash scripts/setup.sh
+source benches/common.sh
 command -v /usr/bin/time >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
-cargo build --release --locked -q -p strata
-strata="$CARGO_TARGET_DIR/release/strata"
 input=$(bash fixtures/make-media.sh bench-1080p30-60s fixtures/cache)
 frames=1800
 work=$(mktemp -d)

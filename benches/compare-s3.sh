@@ -10,10 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-1}
 shape=${2:-bench-noise-1080p30-60s}
 
-bash scripts/setup.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
-cargo build --release --locked -q -p strata
-strata="$CARGO_TARGET_DIR/release/strata"
+source benches/common.sh
 s3s="$HOME/.cache/strata-tools/bin/s3s-fs"
 [ -x "$s3s" ] || cargo install --locked --quiet s3s-fs@0.14.1 --features binary --root "$HOME/.cache/strata-tools"
 input=$(bash fixtures/make-media.sh "$shape" fixtures/cache)

@@ -47,6 +47,7 @@ fn playlists(c: &mut Criterion) {
             channels: 2,
         }],
         version: 6,
+        session_data: vec![("com.strata.slides".into(), "slides/slides.json".into())],
     };
     c.bench_function("multivariant, 4 variants + audio", |b| {
         b.iter(|| black_box(&master).render().unwrap())

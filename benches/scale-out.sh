@@ -14,10 +14,7 @@ shift || true
 counts=("${@:-1 2 4}")
 read -r -a counts <<<"${counts[*]}"
 
-bash scripts/setup.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
-cargo build --release --locked -q -p strata
-strata="$CARGO_TARGET_DIR/release/strata"
+source benches/common.sh
 input=$(bash fixtures/make-media.sh bench-short-480p-av fixtures/cache)
 
 source scripts/servers.sh

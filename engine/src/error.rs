@@ -33,6 +33,15 @@ pub enum EngineError {
     #[error("{path}: corrupt or truncated input: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 
+    #[error("{path}: bad slide deck: {reason}")]
+    BadDeck { path: PathBuf, reason: String },
+
+    #[error("{tool} is not installed (needed for {purpose})")]
+    MissingTool {
+        tool: &'static str,
+        purpose: &'static str,
+    },
+
     #[error("ladder {source_name}: {reason}")]
     Ladder { source_name: String, reason: String },
 
@@ -77,13 +86,15 @@ impl EngineError {
             EngineError::InputUnreadable { .. }
             | EngineError::InputNotMedia { .. }
             | EngineError::Unsupported { .. }
-            | EngineError::Corrupt { .. } => ErrorClass::BadInput,
+            | EngineError::Corrupt { .. }
+            | EngineError::BadDeck { .. } => ErrorClass::BadInput,
             EngineError::Ladder { .. }
             | EngineError::InvalidJob(_)
             | EngineError::HardwareUnavailable { .. } => ErrorClass::Usage,
             EngineError::Output(_) => ErrorClass::Output,
             EngineError::Cancelled
             | EngineError::MissingElement { .. }
+            | EngineError::MissingTool { .. }
             | EngineError::Pipeline { .. }
             | EngineError::Glib(_)
             | EngineError::GlibBool(_)

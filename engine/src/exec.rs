@@ -313,7 +313,7 @@ fn build(plan: &Plan, sink: &Arc<dyn SegmentSink>, shared: &Arc<Shared>) -> Resu
                 pipeline.add_many(&branch)?;
                 gst::Element::link_many(&branch)?;
                 tee.link(&branch[0])?;
-                force_keyframes(&filter, plan.segment_duration);
+                force_keyframes(&filter, plan.segment_duration, &v.keyframes_at);
                 mark_splits(&parse, split, plan.segment_duration, MediaKind::Video);
                 track_position(&parse, shared, slot);
                 collect(&out, plan.format, &r.id, MediaKind::Video, sink, shared);
@@ -547,12 +547,16 @@ impl Clock {
 }
 
 /// Ask the encoder for a keyframe on the first frame at or after every
-/// boundary, by pushing a force-key-unit event right before that frame.
-fn force_keyframes(before_encoder: &gst::Element, every: Duration) {
+/// boundary (and every time in `extra`), by pushing a force-key-unit event
+/// right before that frame.
+fn force_keyframes(before_encoder: &gst::Element, every: Duration, extra: &[Duration]) {
     let Some(pad) = before_encoder.static_pad("src") else {
         return;
     };
     let clock = Mutex::new(Clock::new(every));
+    let mut extra: Vec<u64> = extra.iter().map(|d| d.as_nanos() as u64).collect();
+    extra.sort_unstable();
+    let extra = Mutex::new(std::collections::VecDeque::from(extra));
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |pad, info| {
@@ -568,7 +572,13 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration) {
                     Some(gst::PadProbeData::Buffer(buf)) => {
                         clock.running_time(buf).and_then(|rt| {
                             let index = clock.next;
-                            clock.crosses(rt).then(|| {
+                            let mut extra = extra.lock().unwrap();
+                            let mut wanted = false;
+                            while extra.front().is_some_and(|&t| t <= rt) {
+                                extra.pop_front();
+                                wanted = true;
+                            }
+                            (clock.crosses(rt) || wanted).then(|| {
                                 gst_video::DownstreamForceKeyUnitEvent::builder()
                                     .running_time(gst::ClockTime::from_nseconds(rt))
                                     .all_headers(true)

@@ -15,6 +15,7 @@ pub mod ladder;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
+pub mod slides;
 
 pub use caps::Capabilities;
 pub use error::{EngineError, ErrorClass, Result};

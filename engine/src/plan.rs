@@ -186,6 +186,10 @@ pub struct VideoPlan {
     pub output_fps: Option<Ratio>,
     pub queue_frames: u32,
     pub renditions: Vec<VideoRendition>,
+    /// Extra keyframes (beyond every segment boundary), as media time: the
+    /// slide stream has one at each slide change.
+    #[serde(default)]
+    pub keyframes_at: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +341,7 @@ fn plan_video(v: &VideoStream, job: &JobSpec, caps: &Capabilities) -> Result<Vid
         output_fps,
         queue_frames: DEFAULT_QUEUE_FRAMES,
         renditions,
+        keyframes_at: Vec::new(),
     })
 }
 

@@ -19,5 +19,5 @@ pub use package::{
     MASTER, Packager, Published, RenditionKind, RenditionReport, RenditionSpec, SegmentFormat,
 };
 pub use s3::{S3Settings, S3Store};
-pub use store::{LocalStore, Store};
+pub use store::{LocalStore, Prefixed, Store};
 pub use upload::UploadQueue;

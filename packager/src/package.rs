@@ -139,6 +139,8 @@ pub struct Packager {
     store: Arc<dyn Store>,
     format: SegmentFormat,
     state: Mutex<Vec<RenditionState>>,
+    /// EXT-X-SESSION-DATA for the master: (DATA-ID, URI).
+    session_data: Mutex<Vec<(String, String)>>,
 }
 
 impl Packager {
@@ -164,7 +166,17 @@ impl Packager {
             store,
             format,
             state: Mutex::new(state),
+            session_data: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Name a document in the master (EXT-X-SESSION-DATA), e.g. the slides'
+    /// `slides/slides.json`; it must already be in the store.
+    pub fn add_session_data(&self, data_id: &str, uri: &str) {
+        self.session_data
+            .lock()
+            .unwrap()
+            .push((data_id.into(), uri.into()));
     }
 
     fn with<T>(&self, id: &str, f: impl FnOnce(&mut RenditionState) -> Result<T>) -> Result<T> {
@@ -259,7 +271,18 @@ impl Packager {
         let checks = verify::verify(self.store.as_ref(), &state, expected)?;
 
         let reports: Vec<RenditionReport> = state.iter().map(report).collect();
-        let master = multivariant(&state, &reports, self.format).render()?;
+        let mut master = multivariant(&state, &reports, self.format);
+        for (id, uri) in self.session_data.lock().unwrap().iter() {
+            // The publish gate covers what the master names here too.
+            if self.store.size(uri)?.is_none() {
+                return Err(PackagerError::Incomplete {
+                    rendition: id.clone(),
+                    reason: format!("session data {uri} is not in the store"),
+                });
+            }
+            master.session_data.push((id.clone(), uri.clone()));
+        }
+        let master = master.render()?;
         self.store
             .put(MASTER, master.as_bytes(), content_type(MASTER))?;
         Ok(Published {
@@ -396,5 +419,6 @@ fn multivariant(
         variants,
         audio: audio_media,
         version,
+        session_data: Vec::new(),
     }
 }

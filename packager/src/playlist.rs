@@ -138,6 +138,8 @@ pub struct Multivariant {
     pub audio: Vec<AudioRendition>,
     /// Version of the media playlists it names.
     pub version: usize,
+    /// EXT-X-SESSION-DATA entries: (DATA-ID, URI).
+    pub session_data: Vec<(String, String)>,
 }
 
 impl Multivariant {
@@ -190,6 +192,16 @@ impl Multivariant {
                     frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
                     audio: v.audio_group.clone(),
                     ..Default::default()
+                })
+                .collect(),
+            session_data: self
+                .session_data
+                .iter()
+                .map(|(id, uri)| m3u8_rs::SessionData {
+                    data_id: id.clone(),
+                    field: m3u8_rs::SessionDataField::Uri(uri.clone()),
+                    language: None,
+                    other_attributes: None,
                 })
                 .collect(),
             ..Default::default()
@@ -277,8 +289,15 @@ mod tests {
                 channels: 2,
             }],
             version: 6,
+            session_data: vec![("com.strata.slides".into(), "slides/slides.json".into())],
         };
         let text = m.render().unwrap();
+        assert!(
+            text.contains(
+                "#EXT-X-SESSION-DATA:DATA-ID=\"com.strata.slides\",URI=\"slides/slides.json\""
+            ),
+            "{text}"
+        );
         assert!(text.contains("#EXT-X-MEDIA:TYPE=AUDIO,URI=\"audio/aac_128k/index.m3u8\",GROUP-ID=\"aud\",NAME=\"aac_128k\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\""), "{text}");
         assert!(text.contains("BANDWIDTH=3000000,AVERAGE-BANDWIDTH=2500000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.97,AUDIO=\"aud\""), "{text}");
         let bad = Multivariant { audio: vec![], ..m };

@@ -218,3 +218,46 @@ mod tests {
         assert_eq!(content_type("x/init.mp4"), "video/mp4");
     }
 }
+
+/// A store seen through a key prefix (`slides/`): a second packager writes
+/// its own tree, master included, inside the job's output.
+pub struct Prefixed {
+    inner: std::sync::Arc<dyn Store>,
+    prefix: String,
+}
+
+impl Prefixed {
+    pub fn new(inner: std::sync::Arc<dyn Store>, prefix: &str) -> Self {
+        Prefixed {
+            inner,
+            prefix: format!("{}/", prefix.trim_matches('/')),
+        }
+    }
+}
+
+impl Store for Prefixed {
+    fn put(&self, key: &str, data: &[u8], content_type: &str) -> Result<()> {
+        self.inner
+            .put(&format!("{}{key}", self.prefix), data, content_type)
+    }
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        self.inner.size(&format!("{}{key}", self.prefix))
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(&format!("{}{key}", self.prefix))
+    }
+    fn locate(&self, key: &str) -> String {
+        self.inner.locate(&format!("{}{key}", self.prefix))
+    }
+    fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+        Ok(self
+            .inner
+            .list(&format!("{}{prefix}", self.prefix))?
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&self.prefix).map(|k| (k.to_string(), v)))
+            .collect())
+    }
+    fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+}

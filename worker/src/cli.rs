@@ -32,6 +32,9 @@ pub enum Command {
     Transcode(TranscodeArgs),
     /// Print what a media file holds.
     Probe(ProbeArgs),
+    /// Render a deck alone: slide images, thumbnails, slides.json (and
+    /// slides.vtt with --slide-times) under OUT/slides/.
+    Slides(SlidesArgs),
     /// Compare encoders on an input: speed, bit rate, PSNR/SSIM (and VMAF
     /// where ffmpeg has libvmaf), BD-rate; writes bench.json, bench.md and
     /// bench.svg into OUTDIR.
@@ -188,6 +191,13 @@ pub struct EncodeArgs {
     /// Target segment length in seconds (1 to 60).
     #[arg(long, default_value_t = 6.0)]
     pub segment_duration: f64,
+    /// A deck (.pptx, .ppt, .odp, .pdf; path or s3:// URI) to render into
+    /// OUT/slides/ beside the ladder.
+    #[arg(long)]
+    pub slides: Option<String>,
+    /// JSON list of {"slide": N, "at": SECONDS}: when each slide was shown.
+    #[arg(long, requires = "slides")]
+    pub slide_times: Option<PathBuf>,
     /// Hardware to use: auto (the best present, else CPU), cpu, nvidia,
     /// vaapi or qsv (an error when not present; see `strata caps`).
     #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "nvidia", "vaapi", "qsv"])]
@@ -216,6 +226,23 @@ pub struct TranscodeArgs {
     /// Print JSON-lines events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SlidesArgs {
+    /// The deck: .pptx, .ppt, .odp or .pdf (a path or s3:// URI).
+    pub deck: String,
+    /// Output directory or s3://bucket/prefix.
+    #[arg(short, long)]
+    pub output: String,
+    /// JSON list of {"slide": N, "at": SECONDS}.
+    #[arg(long)]
+    pub slide_times: Option<PathBuf>,
+    /// Decks with more slides than this are refused.
+    #[arg(long, default_value_t = strata_engine::slides::DEFAULT_MAX_SLIDES)]
+    pub max_slides: usize,
     #[command(flatten)]
     pub s3: S3Args,
 }

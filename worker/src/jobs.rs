@@ -53,16 +53,24 @@ fn absolute(arg: &str) -> String {
     }
 }
 
-fn request(args: &SubmitArgs, input: &str, output: &str) -> JobRequest {
+fn request(args: &SubmitArgs, input: &str, output: &str) -> Result<JobRequest> {
     let mut r = JobRequest::new(&absolute(input), &absolute(output));
     r.ladder = args.encode.ladder.clone();
     r.format = args.encode.format_name().into();
     r.segment_duration = args.encode.segment_duration;
     r.hw = args.encode.hw.clone();
+    r.slides = args.encode.slides.as_deref().map(absolute);
     r.priority = args.priority;
     r.max_attempts = args.max_attempts;
     r.idempotency_key = args.idempotency_key.clone();
-    r
+    // The times travel inside the job: the worker may not see this file.
+    r.slide_times = args
+        .encode
+        .slide_times
+        .as_deref()
+        .map(crate::slides::load_times)
+        .transpose()?;
+    Ok(r)
 }
 
 pub async fn submit(args: &SubmitArgs) -> Result<()> {
@@ -94,7 +102,7 @@ pub async fn submit(args: &SubmitArgs) -> Result<()> {
     }
     let mut last = 0;
     for (input, output) in &pairs {
-        let req = request(args, input, output);
+        let req = request(args, input, output)?;
         let (id, created) = q
             .submit(&req)
             .await

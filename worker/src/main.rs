@@ -8,6 +8,7 @@ mod cli;
 mod events;
 mod jobs;
 mod metrics;
+mod slides;
 mod storage;
 mod transcode;
 
@@ -133,6 +134,32 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
             block_on(jobs::worker(&args))
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Slides(args) => {
+            strata_engine::init()?;
+            let times = args
+                .slide_times
+                .as_deref()
+                .map(slides::load_times)
+                .transpose()?;
+            let deck = storage::fetch_input(&storage::parse_location(&args.deck)?, &args.s3)?;
+            let out = storage::parse_location(&args.output)?;
+            let store = storage::open_output(&out, &args.s3, Box::new(|_, _| {}))?;
+            let settings = strata_engine::slides::SlideSettings {
+                max_slides: args.max_slides,
+                ..Default::default()
+            };
+            let cancel = AtomicBool::new(false);
+            let published = slides::publish(
+                &store,
+                &deck.path,
+                times.as_deref(),
+                None,
+                &settings,
+                &cancel,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&published.summary)?);
+            Ok(())
+        }
         Command::Caps(args) => {
             strata_engine::init()?;
             let caps = strata_engine::Capabilities::detect_all_verified();

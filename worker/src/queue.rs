@@ -63,8 +63,12 @@ pub struct JobRequest {
     /// `--hw`: auto, cpu, nvidia, vaapi or qsv.
     #[serde(default = "default_hw")]
     pub hw: String,
+    /// A deck (path or s3:// URI) to render beside the ladder.
     #[serde(default)]
     pub slides: Option<String>,
+    /// The capture's record of slide changes, when known.
+    #[serde(default)]
+    pub slide_times: Option<Vec<strata_engine::slides::SlideTime>>,
     #[serde(default)]
     pub priority: i32,
     #[serde(default = "default_attempts")]
@@ -100,6 +104,7 @@ impl JobRequest {
             segment_duration: default_segment(),
             hw: default_hw(),
             slides: None,
+            slide_times: None,
             priority: 0,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             idempotency_key: None,
@@ -115,6 +120,11 @@ impl JobRequest {
         }
         if !["cmaf", "ts"].contains(&self.format.as_str()) {
             return bad(format!("format {:?} is not cmaf or ts", self.format));
+        }
+        if let Some(deck) = &self.slides
+            && let Err(e) = strata_packager::Location::parse(deck)
+        {
+            return bad(format!("slides: {e}"));
         }
         if let Err(e) = self.hw.parse::<strata_engine::HwChoice>() {
             return bad(e);

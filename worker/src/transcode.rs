@@ -15,6 +15,7 @@ use strata_packager::{
     Location, Packager, PackagerError, RenditionKind, RenditionSpec, SegmentFormat,
 };
 
+use strata_engine::slides::{SlideSettings, SlideTime};
 use strata_worker::queue::JobRequest;
 
 use crate::UsageError;
@@ -37,6 +38,8 @@ pub struct TranscodeConfig {
     pub s3: S3Args,
     /// May this job hold GPU encoder sessions? (A worker's CPU slots say no.)
     pub gpu_encode: bool,
+    /// A deck to render into OUT/slides/, with the slide times if known.
+    pub slides: Option<(Location, Option<Vec<SlideTime>>)>,
 }
 
 impl TranscodeConfig {
@@ -46,6 +49,13 @@ impl TranscodeConfig {
         r.format = args.encode.format_name().into();
         r.segment_duration = args.encode.segment_duration;
         r.hw = args.encode.hw.clone();
+        r.slides = args.encode.slides.clone();
+        r.slide_times = args
+            .encode
+            .slide_times
+            .as_deref()
+            .map(crate::slides::load_times)
+            .transpose()?;
         Self::new(&r, &args.s3)
     }
 
@@ -69,6 +79,12 @@ impl TranscodeConfig {
             output: storage::parse_location(&r.output)?,
             s3: s3.clone(),
             gpu_encode: true,
+            slides: r
+                .slides
+                .as_deref()
+                .map(storage::parse_location)
+                .transpose()?
+                .map(|deck| (deck, r.slide_times.clone())),
             job: JobSpec {
                 ladder,
                 format,
@@ -81,10 +97,25 @@ impl TranscodeConfig {
 
 /// Feeds the engine's segments to the packager, keeping the packager's typed
 /// error (the engine only carries a message across the pipeline).
-struct PackagerSink {
+pub(crate) struct PackagerSink {
     packager: Arc<Packager>,
     error: Mutex<Option<PackagerError>>,
     events: Arc<Events>,
+}
+
+impl PackagerSink {
+    pub(crate) fn new(packager: Arc<Packager>, events: Arc<Events>) -> Self {
+        PackagerSink {
+            packager,
+            error: Mutex::new(None),
+            events,
+        }
+    }
+
+    /// The packager's own error, if a segment was refused.
+    pub(crate) fn take_error(&self) -> Option<PackagerError> {
+        self.error.lock().unwrap().take()
+    }
 }
 
 impl SegmentSink for PackagerSink {
@@ -168,16 +199,38 @@ pub fn run(
         strata_engine::Format::Cmaf => SegmentFormat::Cmaf,
         strata_engine::Format::Ts => SegmentFormat::Ts,
     };
+    // The slides first: a bad deck fails the job before any of the ladder
+    // is written, and the master that names slides.json comes last.
+    let slides = match &config.slides {
+        None => None,
+        Some((deck, times)) => {
+            let deck = storage::fetch_input(deck, &config.s3)?;
+            Some(crate::slides::publish(
+                &store,
+                &deck.path,
+                times.as_deref(),
+                Some((
+                    probe.duration.as_secs_f64(),
+                    config.job.segment_duration,
+                    config.job.format,
+                )),
+                &SlideSettings::default(),
+                cancel,
+            )?)
+        }
+    };
     let packager = Arc::new(Packager::new(
         store.clone(),
         format,
         rendition_specs(&plan, &probe),
     )?);
-    let sink = Arc::new(PackagerSink {
-        packager: packager.clone(),
-        error: Mutex::new(None),
-        events: events.clone(),
-    });
+    if slides.is_some() {
+        packager.add_session_data(
+            crate::slides::SESSION_DATA_ID,
+            &format!("{}/slides.json", crate::slides::DIR),
+        );
+    }
+    let sink = Arc::new(PackagerSink::new(packager.clone(), events.clone()));
 
     let encode_started = Instant::now();
     let progress_events = events.clone();
@@ -189,7 +242,7 @@ pub fn run(
     ) {
         Ok(stats) => stats,
         Err(EngineError::Output(msg)) => {
-            return Err(match sink.error.lock().unwrap().take() {
+            return Err(match sink.take_error() {
                 Some(typed) => typed.into(),
                 None => EngineError::Output(msg).into(),
             });
@@ -227,6 +280,7 @@ pub fn run(
             "audio": plan.audio.as_ref().map(|a| a.encoder.element.clone()),
         },
         "checks": { "verify": "passed", "passed": published.checks },
+        "slides": slides.map(|s| s.summary),
         "frames": stats.frames,
         "encode_fps": if encode_secs > 0.0 { stats.frames as f64 / encode_secs } else { 0.0 },
         "realtime_factor": if encode_secs > 0.0 { probe.duration.as_secs_f64() / encode_secs } else { 0.0 },
