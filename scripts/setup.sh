@@ -9,6 +9,7 @@ PKGS=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   ffmpeg chromium nodejs npm postgresql
+  libreoffice-impress-nogui fonts-crosextra-carlito fonts-crosextra-caladea python3-venv
 )
 
 missing=()

@@ -12,6 +12,14 @@ if [ ! -d fixtures/player/node_modules/hls.js ] || [ ! -d fixtures/player/node_m
   (cd fixtures/player && npm install --no-audit --no-fund --loglevel=error)
 fi
 
+# python-pptx (and msoffcrypto-tool, for the password-protected deck) make
+# the test decks, in a virtualenv of Debian's python3.
+export STRATA_PYTHON="$HOME/.cache/strata-tools/pyenv/bin/python"
+if ! "$STRATA_PYTHON" -c 'import pptx, msoffcrypto' 2>/dev/null; then
+  /usr/bin/python3 -m venv "$HOME/.cache/strata-tools/pyenv"
+  "$STRATA_PYTHON" -m pip install --quiet --disable-pip-version-check python-pptx==1.0.2 msoffcrypto-tool==6.1.0
+fi
+
 # A strict S3-speaking server for the storage tests and a throwaway
 # PostgreSQL cluster for the queue tests.
 source scripts/servers.sh

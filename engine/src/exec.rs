@@ -557,6 +557,9 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration, extra: &[Dura
     let mut extra: Vec<u64> = extra.iter().map(|d| d.as_nanos() as u64).collect();
     extra.sort_unstable();
     let extra = Mutex::new(std::collections::VecDeque::from(extra));
+    // Each request carries a new count: the encoder treats a repeated count
+    // as the same request.
+    let sent = AtomicU64::new(0);
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |pad, info| {
@@ -571,7 +574,6 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration, extra: &[Dura
                     }
                     Some(gst::PadProbeData::Buffer(buf)) => {
                         clock.running_time(buf).and_then(|rt| {
-                            let index = clock.next;
                             let mut extra = extra.lock().unwrap();
                             let mut wanted = false;
                             while extra.front().is_some_and(|&t| t <= rt) {
@@ -582,7 +584,7 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration, extra: &[Dura
                                 gst_video::DownstreamForceKeyUnitEvent::builder()
                                     .running_time(gst::ClockTime::from_nseconds(rt))
                                     .all_headers(true)
-                                    .count(index as u32)
+                                    .count(sent.fetch_add(1, Ordering::Relaxed) as u32 + 1)
                                     .build()
                             })
                         })

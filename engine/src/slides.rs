@@ -626,6 +626,17 @@ pub fn render(
         DeckKind::Odp => odp_text(deck, settings)?,
         DeckKind::Ppt | DeckKind::Pdf => Vec::new(),
     };
+    // Refuse an oversized deck before spending minutes converting it.
+    if text.len() > settings.max_slides {
+        return Err(bad(
+            deck,
+            format!(
+                "{} slides is over the limit of {}",
+                text.len(),
+                settings.max_slides
+            ),
+        ));
+    }
     let pdf = match kind {
         DeckKind::Pdf => std::fs::read(deck).map_err(|e| bad(deck, format!("cannot read: {e}")))?,
         _ => office_to_pdf(deck, settings, cancel)?,
@@ -1074,7 +1085,9 @@ pub fn stream_video(
         {
             let b = buf.get_mut().expect("a fresh copy is writable");
             b.set_pts(step * n);
-            b.set_duration(step);
+            // The last frame ends with the recording, not a whole step later.
+            let left = gst::ClockTime::from_nseconds(((duration - t).max(0.0) * 1e9) as u64);
+            b.set_duration(step.min(left).max(gst::ClockTime::from_mseconds(1)));
         }
         if src.push_buffer(buf).is_err() {
             break;
@@ -1125,6 +1138,19 @@ pub fn stream_plan(
             purpose: "the slide stream",
         })?;
     let gop = (segment_duration.as_secs_f64() * 2.0 * 2.0).ceil() as u32;
+    let mut encoder = crate::encoders::configure(entry, STREAM_KBPS, Some(gop.max(2)));
+    if encoder.element == "x264enc" {
+        // At one frame a second x264's lookahead holds many seconds of
+        // frames, and GStreamer drops a forced keyframe while the previous
+        // one is still inside the encoder: encode without delay.
+        encoder
+            .properties
+            .retain(|(k, _)| k != "bframes" && k != "b-adapt");
+        encoder.properties.push(("bframes".into(), "0".into()));
+        encoder
+            .properties
+            .push(("tune".into(), "zerolatency".into()));
+    }
     Ok(Plan {
         input: video.to_path_buf(),
         format,
@@ -1142,7 +1168,7 @@ pub fn stream_plan(
                 height: size.1,
                 bitrate_kbps: STREAM_KBPS,
                 scaler: "videoscale".into(),
-                encoder: crate::encoders::configure(entry, STREAM_KBPS, Some(gop.max(2))),
+                encoder,
                 vendor: None,
             }],
             keyframes_at: keyframes,

@@ -117,7 +117,18 @@ impl Store for LocalStore {
             std::fs::create_dir_all(dir).map_err(write_err)?;
         }
         // Write beside the target, then rename: readers see all or nothing.
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        // The temporary name keeps the whole file name and a counter:
+        // `slides.json` and `slides.vtt` are written at once by different
+        // uploaders and must not share one.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}-{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
         f.write_all(data).map_err(write_err)?;
         f.sync_data().map_err(write_err)?;
@@ -182,43 +193,6 @@ impl Store for LocalStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_validated() {
-        assert!(validate_key("video/720p/seg_00001.m4s").is_ok());
-        for bad in ["", "/abs", "a//b", "a/../b", "./a", "a/", "a\\b"] {
-            assert!(validate_key(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn local_store_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = LocalStore::open(dir.path()).unwrap();
-        s.put("a/b.m4s", b"abc", content_type("a/b.m4s")).unwrap();
-        assert_eq!(s.size("a/b.m4s").unwrap(), Some(3));
-        s.delete("a/b.m4s").unwrap();
-        assert_eq!(s.size("a/b.m4s").unwrap(), None);
-        s.put("a/c/d.ts", b"abcd", "video/mp2t").unwrap();
-        s.put("b/e.ts", b"ab", "video/mp2t").unwrap();
-        let listed: Vec<(String, u64)> = s.list("a/").unwrap().into_iter().collect();
-        assert_eq!(listed, vec![("a/c/d.ts".to_string(), 4)]);
-        assert_eq!(s.list("").unwrap().len(), 2);
-        s.delete("a/b.m4s").unwrap();
-        assert!(s.put("../x", b"", "x").is_err());
-    }
-
-    #[test]
-    fn content_types() {
-        assert_eq!(content_type("master.m3u8"), "application/vnd.apple.mpegurl");
-        assert_eq!(content_type("x/seg_00001.ts"), "video/mp2t");
-        assert_eq!(content_type("x/init.mp4"), "video/mp4");
-    }
-}
-
 /// A store seen through a key prefix (`slides/`): a second packager writes
 /// its own tree, master included, inside the job's output.
 pub struct Prefixed {
@@ -259,5 +233,42 @@ impl Store for Prefixed {
     }
     fn flush(&self) -> Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(validate_key("video/720p/seg_00001.m4s").is_ok());
+        for bad in ["", "/abs", "a//b", "a/../b", "./a", "a/", "a\\b"] {
+            assert!(validate_key(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn local_store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        s.put("a/b.m4s", b"abc", content_type("a/b.m4s")).unwrap();
+        assert_eq!(s.size("a/b.m4s").unwrap(), Some(3));
+        s.delete("a/b.m4s").unwrap();
+        assert_eq!(s.size("a/b.m4s").unwrap(), None);
+        s.put("a/c/d.ts", b"abcd", "video/mp2t").unwrap();
+        s.put("b/e.ts", b"ab", "video/mp2t").unwrap();
+        let listed: Vec<(String, u64)> = s.list("a/").unwrap().into_iter().collect();
+        assert_eq!(listed, vec![("a/c/d.ts".to_string(), 4)]);
+        assert_eq!(s.list("").unwrap().len(), 2);
+        s.delete("a/b.m4s").unwrap();
+        assert!(s.put("../x", b"", "x").is_err());
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("master.m3u8"), "application/vnd.apple.mpegurl");
+        assert_eq!(content_type("x/seg_00001.ts"), "video/mp2t");
+        assert_eq!(content_type("x/init.mp4"), "video/mp4");
     }
 }

@@ -187,6 +187,43 @@ pub fn rational(s: &str) -> f64 {
 /// Play a published output with hls.js in headless Chromium
 /// (fixtures/player/play.mjs): every level locked in turn must decode at its
 /// advertised size and advance, the end must be reached, and no fatal error.
+/// A generated deck (see fixtures/make-deck.py), cached between runs. Runs
+/// python-pptx from the virtualenv scripts/test.sh makes (`STRATA_PYTHON`).
+pub fn deck(shape: &str) -> PathBuf {
+    let root = repo_root();
+    let ext = match shape {
+        "three-pdf" | "bad-empty-pdf" => "pdf",
+        "bad-ppt" => "ppt",
+        _ => "pptx",
+    };
+    let dir = root.join("fixtures/cache/decks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{shape}.{ext}"));
+    if out.exists() {
+        return out;
+    }
+    let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/strata-tools/pyenv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let tmp = dir.join(format!("{shape}.{}.tmp.{ext}", std::process::id()));
+    let run = Command::new(&python)
+        .arg(root.join("fixtures/make-deck.py"))
+        .arg(shape)
+        .arg(&tmp)
+        .output()
+        .unwrap_or_else(|e| panic!("run {python} (scripts/test.sh makes it): {e}"));
+    assert!(
+        run.status.success(),
+        "deck {shape}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
 pub fn assert_plays(out: &Path) {
     let player = repo_root().join("fixtures/player");
     assert!(
