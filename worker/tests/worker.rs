@@ -476,3 +476,34 @@ fn gpu_slots_are_permits_apart_from_cpu_slots() {
         .collect();
     assert_eq!(slots, ["gpu", "cpu"], "the GPU slot is taken first");
 }
+
+#[test]
+fn a_queued_job_with_slides() {
+    let env = Env::new();
+    let times = env.dir.path().join("times.json");
+    std::fs::write(&times, r#"[{"slide":1,"at":0},{"slide":2,"at":4}]"#).unwrap();
+    let id = env.submit(
+        fixture("video-only").to_str().unwrap(),
+        &env.out("job"),
+        &[
+            "--slides",
+            deck("lecture").to_str().unwrap(),
+            "--slide-times",
+            times.to_str().unwrap(),
+        ],
+    );
+    // The times travel in the job itself.
+    std::fs::remove_file(&times).unwrap();
+    let job = env.state(id);
+    assert_eq!(job["job"]["request"]["slide_times"][1]["at"], 4.0, "{job}");
+    let mut worker = env.worker(&[]);
+    env.wait_for(id, "succeeded", Duration::from_secs(180));
+    signal(&worker, "-TERM");
+    assert!(worker.wait().unwrap().success());
+    let out = std::path::PathBuf::from(env.out("job"));
+    assert_eq!(master(&out).session_data.len(), 1);
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("slides/slides.json")).unwrap()).unwrap();
+    assert_eq!(j["slides"][1]["start"], 4.0);
+    assert!(out.join("slides/master.m3u8").exists());
+}
