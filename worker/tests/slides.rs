@@ -110,6 +110,45 @@ fn a_pptx_becomes_images_thumbnails_and_text() {
 }
 
 #[test]
+fn odp_and_legacy_ppt_decks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("odp");
+    assert_ok(&strata(&[
+        "slides",
+        deck("lecture-odp").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let j = slides_json(&out);
+    assert_eq!(j["kind"], "odp");
+    let slides = j["slides"].as_array().unwrap();
+    assert_eq!(slides.len(), 5);
+    assert_eq!(slides[1]["title"], "Outline");
+    assert!(
+        slides[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("The transform pair"),
+        "{j}"
+    );
+    assert_eq!(slides[2]["notes"], "Point at the red block.");
+    assert_eq!(png_size(&out.join("slides/slide_005.png")), (1920, 1080));
+
+    // Legacy .ppt: rendered through LibreOffice; its binary text is not read.
+    let out = dir.path().join("ppt");
+    assert_ok(&strata(&[
+        "slides",
+        deck("lecture-ppt").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let j = slides_json(&out);
+    assert_eq!(j["kind"], "ppt");
+    assert_eq!(j["slides"].as_array().unwrap().len(), 5);
+    assert!(j["slides"][0]["title"].is_null());
+}
+
+#[test]
 fn a_pdf_deck_and_auto_advance_times() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pdf");

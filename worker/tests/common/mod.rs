@@ -193,7 +193,8 @@ pub fn deck(shape: &str) -> PathBuf {
     let root = repo_root();
     let ext = match shape {
         "three-pdf" | "bad-empty-pdf" => "pdf",
-        "bad-ppt" => "ppt",
+        "bad-ppt" | "lecture-ppt" => "ppt",
+        "lecture-odp" => "odp",
         _ => "pptx",
     };
     let dir = root.join("fixtures/cache/decks");
