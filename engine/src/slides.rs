@@ -319,8 +319,12 @@ pub fn office_to_pdf(
             tool: "soffice",
             purpose: "converting office decks (Debian: libreoffice-impress-nogui)",
         })?;
-    let work =
-        tempfile::tempdir().map_err(|e| EngineError::Output(format!("scratch directory: {e}")))?;
+    // The scratch directory names this process, so whoever looks for a
+    // stray converter can find it by its command line.
+    let work = tempfile::Builder::new()
+        .prefix(&format!("strata-soffice-{}-", std::process::id()))
+        .tempdir()
+        .map_err(|e| EngineError::Output(format!("scratch directory: {e}")))?;
     let profile = work.path().join("profile");
     write_profile(&profile)?;
     // LibreOffice names its output after the input: copy under a plain name.
@@ -386,8 +390,8 @@ pub fn office_to_pdf(
             Some(bad(
                 deck,
                 format!(
-                    "LibreOffice did not finish converting within {} s",
-                    settings.convert_timeout.as_secs()
+                    "LibreOffice did not finish converting within {:.2} s",
+                    settings.convert_timeout.as_secs_f64()
                 ),
             ))
         } else {

@@ -243,6 +243,9 @@ pub struct SlidesArgs {
     /// Decks with more slides than this are refused.
     #[arg(long, default_value_t = strata_engine::slides::DEFAULT_MAX_SLIDES)]
     pub max_slides: usize,
+    /// Seconds LibreOffice may take to convert an office deck.
+    #[arg(long, default_value_t = strata_engine::slides::DEFAULT_CONVERT_TIMEOUT.as_secs_f64())]
+    pub convert_timeout: f64,
     #[command(flatten)]
     pub s3: S3Args,
 }

@@ -144,8 +144,15 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
             let deck = storage::fetch_input(&storage::parse_location(&args.deck)?, &args.s3)?;
             let out = storage::parse_location(&args.output)?;
             let store = storage::open_output(&out, &args.s3, Box::new(|_, _| {}))?;
+            if !(args.convert_timeout.is_finite() && args.convert_timeout > 0.0) {
+                anyhow::bail!(UsageError(format!(
+                    "--convert-timeout {} must be a positive number of seconds",
+                    args.convert_timeout
+                )));
+            }
             let settings = strata_engine::slides::SlideSettings {
                 max_slides: args.max_slides,
+                convert_timeout: std::time::Duration::from_secs_f64(args.convert_timeout),
                 ..Default::default()
             };
             let cancel = AtomicBool::new(false);

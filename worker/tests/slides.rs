@@ -324,6 +324,32 @@ fn bad_decks_are_named_and_fail_the_whole_job() {
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("20 slides is over the limit of 10"));
 
+    // LibreOffice past its time is killed, with its helpers: none is left.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["slides", deck("lecture").to_str().unwrap(), "-o"])
+        .arg(dir.path().join("slow"))
+        .args(["--convert-timeout", "0.5"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("did not finish converting within 0.50 s"),
+        "{o:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("strata-soffice-{pid}-")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "LibreOffice left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+
     // In a transcode the video is not published beside a broken deck.
     let out = dir.path().join("job");
     let o = strata(&[
