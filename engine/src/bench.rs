@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoders;
 use crate::error::{EngineError, Result};
-use crate::exec::{encoder, make};
+use crate::exec::{encoder, make, run_to_eos};
 use crate::metrics::{self, FrameQuality, Plane, QualitySummary};
 use crate::plan::EncoderConfig;
 use crate::probe::Ratio;
@@ -221,21 +221,6 @@ pub fn quality(
     Ok(metrics::summarise(&results))
 }
 
-/// Compare two files of the same picture size frame by frame, no scaling.
-pub fn compare_files(reference: &Path, distorted: &Path) -> Result<QualitySummary> {
-    let probe = crate::probe(reference)?;
-    let v = probe.video.ok_or_else(|| EngineError::Unsupported {
-        path: reference.to_path_buf(),
-        reason: "no video stream".into(),
-    })?;
-    let target = Target {
-        width: v.width,
-        height: v.height,
-        fps: None,
-    };
-    quality(reference, &target, distorted, None)
-}
-
 fn measure(pairs: &[(Vec<u8>, Vec<u8>)], w: usize, h: usize) -> Vec<FrameQuality> {
     pairs
         .par_iter()
@@ -398,52 +383,6 @@ fn decode_into(
         }
     });
     Ok(())
-}
-
-fn run_to_eos(pipeline: &gst::Pipeline, input: &Path) -> Result<()> {
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    let started = pipeline.set_state(gst::State::Playing);
-    let result = match started {
-        Err(_) => Err(EngineError::Pipeline {
-            element: pipeline.name().to_string(),
-            message: "pipeline refused to start".into(),
-            debug: String::new(),
-        }),
-        Ok(_) => loop {
-            let Some(msg) = bus.timed_pop_filtered(
-                gst::ClockTime::NONE,
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            ) else {
-                continue;
-            };
-            match msg.view() {
-                gst::MessageView::Eos(_) => break Ok(()),
-                gst::MessageView::Error(err) => {
-                    let element = msg
-                        .src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default();
-                    break Err(
-                        if element.contains("/source") || element.contains("/decode") {
-                            EngineError::Corrupt {
-                                path: input.to_path_buf(),
-                                reason: err.error().to_string(),
-                            }
-                        } else {
-                            EngineError::Pipeline {
-                                element,
-                                message: err.error().to_string(),
-                                debug: err.debug().map(|d| d.to_string()).unwrap_or_default(),
-                            }
-                        },
-                    );
-                }
-                _ => {}
-            }
-        },
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result
 }
 
 /// User plus system CPU time of this process, seconds.

@@ -557,8 +557,8 @@ fn force_keyframes(before_encoder: &gst::Element, every: Duration, extra: &[Dura
     let mut extra: Vec<u64> = extra.iter().map(|d| d.as_nanos() as u64).collect();
     extra.sort_unstable();
     let extra = Mutex::new(std::collections::VecDeque::from(extra));
-    // Each request carries a new count: the encoder treats a repeated count
-    // as the same request.
+    // Requests are numbered in the order they are made (boundaries and
+    // extra keyframes share one sequence).
     let sent = AtomicU64::new(0);
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
@@ -927,6 +927,56 @@ fn classify(
         message: e.message().to_string(),
         debug: err.debug().map(|d| d.to_string()).unwrap_or_default(),
     }
+}
+
+/// Play `pipeline` (already playing is fine) until EOS or an error, then
+/// return it to Null. Errors from the `source`/`decode` elements are
+/// reported as a corrupt `input`. For the small helper pipelines (bench,
+/// slide stream); a transcode uses [`run`]'s own bus loop with progress.
+pub(crate) fn run_to_eos(pipeline: &gst::Pipeline, input: &std::path::Path) -> Result<()> {
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let started = pipeline.set_state(gst::State::Playing);
+    let result = match started {
+        Err(_) => Err(EngineError::Pipeline {
+            element: pipeline.name().to_string(),
+            message: "pipeline refused to start".into(),
+            debug: String::new(),
+        }),
+        Ok(_) => loop {
+            let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::NONE,
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            ) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Eos(_) => break Ok(()),
+                gst::MessageView::Error(err) => {
+                    let element = msg
+                        .src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default();
+                    break Err(
+                        if element.contains("/source") || element.contains("/decode") {
+                            EngineError::Corrupt {
+                                path: input.to_path_buf(),
+                                reason: err.error().to_string(),
+                            }
+                        } else {
+                            EngineError::Pipeline {
+                                element,
+                                message: err.error().to_string(),
+                                debug: err.debug().map(|d| d.to_string()).unwrap_or_default(),
+                            }
+                        },
+                    );
+                }
+                _ => {}
+            }
+        },
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 //! namespace where the kernel allows one, a timeout, and is killed (its
 //! whole process group) on timeout or cancel.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -112,8 +111,8 @@ pub struct SlideSet {
 pub struct SlideFiles {
     pub png: Vec<u8>,
     pub jpeg: Vec<u8>,
-    /// RGBA at the image size, for the slide video.
-    pub rgba: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// One entry of `--slide-times`: slide `slide` (from 1) shows from `at` s.
@@ -242,7 +241,7 @@ pub fn pptx_text(path: &Path, settings: &SlideSettings) -> Result<Vec<SlideText>
     let cap = settings.max_uncompressed;
     let presentation = zip_text(&mut zip, "ppt/presentation.xml", cap)
         .ok_or_else(|| bad(path, "no ppt/presentation.xml: not a PowerPoint deck"))?;
-    let rels = relationships(
+    let rels = xml::relationships(
         &zip_text(&mut zip, "ppt/_rels/presentation.xml.rels", cap).unwrap_or_default(),
     );
     let order = xml::slide_ids(&presentation);
@@ -261,7 +260,7 @@ pub fn pptx_text(path: &Path, settings: &SlideSettings) -> Result<Vec<SlideText>
         let mut text = xml::slide_text(&slide_xml);
         // Notes hang off the slide's own relationships.
         let (dir, file) = slide_path.rsplit_once('/').unwrap_or(("", &slide_path));
-        let slide_rels = relationships(
+        let slide_rels = xml::relationships(
             &zip_text(&mut zip, &format!("{dir}/_rels/{file}.rels"), cap).unwrap_or_default(),
         );
         if let Some((_, notes_target)) = slide_rels
@@ -284,11 +283,6 @@ pub fn odp_text(path: &Path, settings: &SlideSettings) -> Result<Vec<SlideText>>
     let content = zip_text(&mut zip, "content.xml", settings.max_uncompressed)
         .ok_or_else(|| bad(path, "no content.xml: not an OpenDocument presentation"))?;
     Ok(xml::odp_pages(&content))
-}
-
-/// rId → (relationship type, target).
-fn relationships(xml_text: &str) -> HashMap<String, (String, String)> {
-    xml::relationships(xml_text)
 }
 
 /// `target` relative to the directory `dir` inside the zip.
@@ -347,12 +341,16 @@ pub fn office_to_pdf(
     ];
     // No network for the converter where the kernel lets us have a private
     // namespace (root, or unprivileged user namespaces).
-    let isolated = Command::new("unshare")
-        .args(["--net", "--map-root-user", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    // Asked once per process: the answer does not change between decks.
+    static ISOLATION: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let isolated = *ISOLATION.get_or_init(|| {
+        Command::new("unshare")
+            .args(["--net", "--map-root-user", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     let mut cmd = if isolated {
         let mut c = Command::new("unshare");
         args.insert(0, soffice.into());
@@ -530,8 +528,8 @@ fn render_page(
         },
     );
     // Opaque white background: premultiplied RGBA equals straight RGBA.
-    let rgba = pixmap.data_as_u8_slice().to_vec();
-    let image = image::RgbaImage::from_raw(width, height, rgba.clone()).ok_or("pixmap size")?;
+    let image = image::RgbaImage::from_raw(width, height, pixmap.data_as_u8_slice().to_vec())
+        .ok_or("pixmap size")?;
     let mut png = Vec::new();
     image::DynamicImage::ImageRgba8(image.clone())
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -544,7 +542,12 @@ fn render_page(
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
         .encode_image(&rgb)
         .map_err(|e| format!("JPEG: {e}"))?;
-    Ok(SlideFiles { png, jpeg, rgba })
+    Ok(SlideFiles {
+        png,
+        jpeg,
+        width,
+        height,
+    })
 }
 
 /// Slide start/end times from `--slide-times` (or auto-advance), clipped to
@@ -554,7 +557,6 @@ pub fn timeline(
     times: &[SlideTime],
     duration: Option<f64>,
 ) -> std::result::Result<Vec<(f64, f64)>, String> {
-    let mut starts: Vec<Option<f64>> = vec![None; slides];
     let mut last = f64::NEG_INFINITY;
     for t in times {
         if t.slide == 0 || t.slide > slides {
@@ -570,8 +572,6 @@ pub fn timeline(
             ));
         }
         last = t.at;
-        // A slide shown twice keeps its first showing in slides.json.
-        starts[t.slide - 1].get_or_insert(t.at);
     }
     let end = duration.unwrap_or(last.max(0.0));
     let mut shown: Vec<(usize, f64)> = times.iter().map(|t| (t.slide - 1, t.at)).collect();
@@ -579,6 +579,7 @@ pub fn timeline(
     let mut spans = vec![(f64::NAN, f64::NAN); slides];
     for (k, &(slide, at)) in shown.iter().enumerate() {
         let until = shown.get(k + 1).map_or(end, |n| n.1);
+        // A slide shown twice keeps its first showing in slides.json.
         if spans[slide].0.is_nan() {
             spans[slide] = (at, until.max(at));
         }
@@ -664,14 +665,13 @@ pub fn render(
         .enumerate()
         .map(|(i, f)| {
             let t = text.get(i).cloned().unwrap_or_default();
-            let (width, height) = png_size(&f.png);
             let span = spans.as_ref().map(|s| s[i]).filter(|s| !s.0.is_nan());
             Slide {
                 index: i + 1,
                 image: format!("slide_{:03}.png", i + 1),
                 thumbnail: format!("thumb_{:03}.jpg", i + 1),
-                width,
-                height,
+                width: f.width,
+                height: f.height,
                 title: t.title,
                 body: t.body,
                 notes: t.notes,
@@ -692,17 +692,6 @@ pub fn render(
         },
         files,
     })
-}
-
-fn png_size(png: &[u8]) -> (u32, u32) {
-    // IHDR: width and height at bytes 16..24.
-    if png.len() >= 24 {
-        let w = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
-        let h = u32::from_be_bytes([png[20], png[21], png[22], png[23]]);
-        (w, h)
-    } else {
-        (0, 0)
-    }
 }
 
 /// WebVTT metadata cues, one per shown slide, payload JSON (index, image).
@@ -1028,20 +1017,16 @@ pub fn stream_video(
     } else {
         2
     };
-    // Each distinct slide scaled once; frames share its memory.
-    let pictures: Vec<gst::Buffer> = set
-        .slides
-        .iter()
-        .zip(files)
-        .map(|(s, f)| {
-            let img =
-                image::RgbaImage::from_raw(s.width, s.height, f.rgba.clone()).ok_or_else(|| {
-                    EngineError::InvalidJob("slide pixels do not match its size".into())
-                })?;
-            let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
-            Ok(gst::Buffer::from_mut_slice(small.into_raw()))
-        })
-        .collect::<Result<_>>()?;
+    // A slide's picture is made when it comes up (decoded from its PNG and
+    // scaled); frames share its memory until the next change. Only one
+    // picture is held at a time, however long the deck.
+    let picture = |i: usize| -> Result<gst::Buffer> {
+        let img = image::load_from_memory_with_format(&files[i].png, image::ImageFormat::Png)
+            .map_err(|e| EngineError::InvalidJob(format!("slide {} PNG: {e}", i + 1)))?
+            .to_rgba8();
+        let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+        Ok(gst::Buffer::from_mut_slice(small.into_raw()))
+    };
     let mut changes: Vec<(f64, usize)> = set
         .slides
         .iter()
@@ -1082,14 +1067,19 @@ pub fn stream_video(
     let frames = (duration * f64::from(fps)).ceil().max(1.0) as u64;
     let step = gst::ClockTime::SECOND / u64::from(fps);
     let mut current = 0usize;
+    let mut shown = picture(current)?;
     let mut next_change = 0usize;
     for n in 0..frames {
         let t = n as f64 / f64::from(fps);
+        let before = current;
         while next_change < changes.len() && changes[next_change].0 <= t + 1e-9 {
             current = changes[next_change].1;
             next_change += 1;
         }
-        let mut buf = pictures[current].copy();
+        if current != before {
+            shown = picture(current)?;
+        }
+        let mut buf = shown.copy();
         {
             let b = buf.get_mut().expect("a fresh copy is writable");
             b.set_pts(step * n);
@@ -1102,21 +1092,7 @@ pub fn stream_video(
         }
     }
     let _ = src.end_of_stream();
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::NONE,
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let result = match msg.as_ref().map(|m| m.view()) {
-        Some(gst::MessageView::Error(err)) => Err(EngineError::Pipeline {
-            element: "slide-stream".into(),
-            message: err.error().to_string(),
-            debug: err.debug().map(|d| d.to_string()).unwrap_or_default(),
-        }),
-        _ => Ok(()),
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result?;
+    crate::exec::run_to_eos(&pipeline, out)?;
     // Keyframes at the frames where slides change.
     let keyframes = changes
         .iter()

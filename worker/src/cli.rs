@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use strata_worker::queue::JobRequest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -210,6 +211,24 @@ impl EncodeArgs {
             FormatArg::Cmaf => "cmaf",
             FormatArg::Ts => "ts",
         }
+    }
+
+    /// A job request for INPUT → OUTPUT with these options. The slide
+    /// times are read now and travel inside the request: a worker may not
+    /// see this file.
+    pub fn request(&self, input: &str, output: &str) -> anyhow::Result<JobRequest> {
+        let mut r = JobRequest::new(input, output);
+        r.ladder = self.ladder.clone();
+        r.format = self.format_name().into();
+        r.segment_duration = self.segment_duration;
+        r.hw = self.hw.clone();
+        r.slides = self.slides.clone();
+        r.slide_times = self
+            .slide_times
+            .as_deref()
+            .map(crate::slides::load_times)
+            .transpose()?;
+        Ok(r)
     }
 }
 

@@ -54,22 +54,11 @@ fn absolute(arg: &str) -> String {
 }
 
 fn request(args: &SubmitArgs, input: &str, output: &str) -> Result<JobRequest> {
-    let mut r = JobRequest::new(&absolute(input), &absolute(output));
-    r.ladder = args.encode.ladder.clone();
-    r.format = args.encode.format_name().into();
-    r.segment_duration = args.encode.segment_duration;
-    r.hw = args.encode.hw.clone();
-    r.slides = args.encode.slides.as_deref().map(absolute);
+    let mut r = args.encode.request(&absolute(input), &absolute(output))?;
+    r.slides = r.slides.as_deref().map(absolute);
     r.priority = args.priority;
     r.max_attempts = args.max_attempts;
     r.idempotency_key = args.idempotency_key.clone();
-    // The times travel inside the job: the worker may not see this file.
-    r.slide_times = args
-        .encode
-        .slide_times
-        .as_deref()
-        .map(crate::slides::load_times)
-        .transpose()?;
     Ok(r)
 }
 

@@ -164,7 +164,7 @@ fn run(cli: Cli, events: Arc<events::Events>) -> Result<()> {
                 &settings,
                 &cancel,
             )?;
-            println!("{}", serde_json::to_string_pretty(&published.summary)?);
+            println!("{}", serde_json::to_string_pretty(&published)?);
             Ok(())
         }
         Command::Caps(args) => {

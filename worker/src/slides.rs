@@ -40,11 +40,6 @@ pub fn load_times(path: &Path) -> Result<Vec<SlideTime>> {
     Ok(times)
 }
 
-/// What a slides package holds, for report.json.
-pub struct Published {
-    pub summary: serde_json::Value,
-}
-
 /// Render `deck` and write its package into `store`. With `stream` (the
 /// recording's duration, the segment length and format) and known times,
 /// the slide stream is encoded and packaged too.
@@ -55,7 +50,7 @@ pub fn publish(
     stream: Option<(f64, Duration, Format)>,
     settings: &SlideSettings,
     cancel: &AtomicBool,
-) -> Result<Published> {
+) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
     let duration = stream.map(|s| s.0);
     let rendered = slides::render(deck, times, duration, settings, cancel)?;
@@ -88,16 +83,15 @@ pub fn publish(
     }))?;
     put(store, "slides.json", &json)?;
     store.flush()?;
-    Ok(Published {
-        summary: json!({
+    // What the package holds, for report.json.
+    Ok(json!({
             "deck": set.deck,
             "slides": set.slides.len(),
             "timing": set.timing,
             "json": format!("{DIR}/slides.json"),
             "stream": stream_playlist.map(|p| format!("{DIR}/{p}")),
             "render_ms": started.elapsed().as_millis(),
-        }),
-    })
+    }))
 }
 
 fn put(store: &Arc<dyn Store>, name: &str, data: &[u8]) -> Result<()> {

@@ -44,19 +44,7 @@ pub struct TranscodeConfig {
 
 impl TranscodeConfig {
     pub fn from_args(args: &TranscodeArgs) -> Result<Self> {
-        let mut r = JobRequest::new(&args.input, &args.output);
-        r.ladder = args.encode.ladder.clone();
-        r.format = args.encode.format_name().into();
-        r.segment_duration = args.encode.segment_duration;
-        r.hw = args.encode.hw.clone();
-        r.slides = args.encode.slides.clone();
-        r.slide_times = args
-            .encode
-            .slide_times
-            .as_deref()
-            .map(crate::slides::load_times)
-            .transpose()?;
-        Self::new(&r, &args.s3)
+        Self::new(&args.encode.request(&args.input, &args.output)?, &args.s3)
     }
 
     /// Validate a request (from the command line or a queued job).
@@ -280,7 +268,7 @@ pub fn run(
             "audio": plan.audio.as_ref().map(|a| a.encoder.element.clone()),
         },
         "checks": { "verify": "passed", "passed": published.checks },
-        "slides": slides.map(|s| s.summary),
+        "slides": slides,
         "frames": stats.frames,
         "encode_fps": if encode_secs > 0.0 { stats.frames as f64 / encode_secs } else { 0.0 },
         "realtime_factor": if encode_secs > 0.0 { probe.duration.as_secs_f64() / encode_secs } else { 0.0 },

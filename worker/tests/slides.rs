@@ -8,6 +8,17 @@ use std::path::Path;
 
 use common::*;
 
+/// `strata slides` on a generated deck into `out`; its slides.json.
+fn render_deck(shape: &str, out: &Path) -> serde_json::Value {
+    assert_ok(&strata(&[
+        "slides",
+        deck(shape).to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    slides_json(out)
+}
+
 fn slides_json(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("slides/slides.json")).unwrap()).unwrap()
 }
@@ -23,6 +34,26 @@ fn png_size(path: &Path) -> (u32, u32) {
     );
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
+}
+
+/// The RGB value at (x, y) of an image, decoded by ffmpeg.
+fn pixel(path: &Path, x: u32, y: u32) -> [u8; 3] {
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-vf",
+            &format!("crop=1:1:{x}:{y}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(o.status.success(), "{o:?}");
+    o.stdout[..3].try_into().unwrap()
 }
 
 /// (width, height) from a JPEG's SOF marker.
@@ -55,14 +86,7 @@ fn times_file(dir: &Path, times: &str) -> String {
 fn a_pptx_becomes_images_thumbnails_and_text() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = strata(&[
-        "slides",
-        deck("lecture").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert_ok(&o);
-    let j = slides_json(&out);
+    let j = render_deck("lecture", &out);
     let slides = j["slides"].as_array().unwrap();
     assert_eq!(slides.len(), 5, "{j}");
     assert_eq!(j["kind"], "pptx");
@@ -105,7 +129,16 @@ fn a_pptx_becomes_images_thumbnails_and_text() {
     );
     assert_eq!(slides[0]["notes"], "Welcome everyone.");
     assert_eq!(slides[2]["notes"], "Point at the red block.");
-    // The picture on slide 3 is red where python-pptx put it.
+    // The picture on slide 3 is red (200, 40, 40) where python-pptx put it:
+    // 3 to 9 inches across a 13.33-inch slide, 2 to 6.5 inches down.
+    assert_eq!(
+        pixel(&out.join("slides/slide_003.png"), 864, 612),
+        [200, 40, 40]
+    );
+    assert_eq!(
+        pixel(&out.join("slides/slide_003.png"), 100, 1000),
+        [255, 255, 255]
+    );
     assert!(!out.join("slides/slides.vtt").exists(), "no times, no cues");
 }
 
@@ -113,13 +146,7 @@ fn a_pptx_becomes_images_thumbnails_and_text() {
 fn odp_and_legacy_ppt_decks() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("odp");
-    assert_ok(&strata(&[
-        "slides",
-        deck("lecture-odp").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]));
-    let j = slides_json(&out);
+    let j = render_deck("lecture-odp", &out);
     assert_eq!(j["kind"], "odp");
     let slides = j["slides"].as_array().unwrap();
     assert_eq!(slides.len(), 5);
@@ -136,13 +163,7 @@ fn odp_and_legacy_ppt_decks() {
 
     // Legacy .ppt: rendered through LibreOffice; its binary text is not read.
     let out = dir.path().join("ppt");
-    assert_ok(&strata(&[
-        "slides",
-        deck("lecture-ppt").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]));
-    let j = slides_json(&out);
+    let j = render_deck("lecture-ppt", &out);
     assert_eq!(j["kind"], "ppt");
     assert_eq!(j["slides"].as_array().unwrap().len(), 5);
     assert!(j["slides"][0]["title"].is_null());
@@ -152,26 +173,14 @@ fn odp_and_legacy_ppt_decks() {
 fn a_pdf_deck_and_auto_advance_times() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pdf");
-    assert_ok(&strata(&[
-        "slides",
-        deck("three-pdf").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]));
-    let j = slides_json(&out);
+    let j = render_deck("three-pdf", &out);
     assert_eq!(j["kind"], "pdf");
     assert_eq!(j["slides"].as_array().unwrap().len(), 3);
     // 960x540 pt pages: exactly 1920x1080.
     assert_eq!(png_size(&out.join("slides/slide_003.png")), (1920, 1080));
 
     let out = dir.path().join("auto");
-    assert_ok(&strata(&[
-        "slides",
-        deck("lecture-auto").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]));
-    let j = slides_json(&out);
+    let j = render_deck("lecture-auto", &out);
     assert_eq!(j["timing"], "auto-advance");
     let starts: Vec<f64> = j["slides"]
         .as_array()
